@@ -1,0 +1,320 @@
+//! Channel content: channels, users, videos, collections, and the rules for their input.
+
+use super::Invalid;
+
+pub const MAX_TITLE_LEN: usize = 300;
+pub const MAX_NAME_LEN: usize = 255;
+pub const MAX_SUMMARY_LEN: usize = 10_000;
+pub const MAX_DESCRIPTION_LEN: usize = 1000;
+/// No video is longer than a year.
+pub const MAX_DURATION_SECS: f64 = 366.0 * 24.0 * 3600.0;
+/// How many IDs one list input may name.
+pub const MAX_IDS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: i64,
+    pub subdomain: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub channel_id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// A user as `herald token create` gives it.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    OnChannel,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::OnChannel => "ON_CHANNEL",
+            Visibility::Private => "PRIVATE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ON_CHANNEL" => Some(Visibility::OnChannel),
+            "PRIVATE" => Some(Visibility::Private),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Video {
+    pub id: i64,
+    pub channel_id: i64,
+    pub title: String,
+    /// Fixed at creation: a renamed video keeps its URL.
+    pub slug: String,
+    pub summary: String,
+    pub visibility: Visibility,
+    pub presented_at: Option<i64>,
+    pub duration: Option<f64>,
+    pub draft: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// In the order given.
+    pub collection_ids: Vec<i64>,
+    pub tagged_user_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Collection {
+    pub id: i64,
+    pub channel_id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    /// Fixed at creation: a renamed collection keeps its URL.
+    pub slug: String,
+    pub description: Option<String>,
+    pub secret: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub admin_ids: Vec<i64>,
+    pub member_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewVideo {
+    pub title: String,
+    pub summary: String,
+    pub visibility: Visibility,
+    pub presented_at: Option<i64>,
+    pub duration: Option<f64>,
+    pub collection_ids: Vec<i64>,
+    pub tagged_user_ids: Vec<i64>,
+    pub draft: bool,
+}
+
+/// `None` leaves a field as it is; `Some(None)` clears a nullable one.
+#[derive(Debug, Clone, Default)]
+pub struct VideoPatch {
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub presented_at: Option<Option<i64>>,
+    pub duration: Option<Option<f64>>,
+    pub collection_ids: Option<Vec<i64>>,
+    pub tagged_user_ids: Option<Vec<i64>>,
+}
+
+impl VideoPatch {
+    /// The video with this patch applied (relations by ID; the store checks they exist).
+    pub fn apply(&self, v: &Video) -> Video {
+        let mut out = v.clone();
+        if let Some(t) = &self.title {
+            out.title.clone_from(t);
+        }
+        if let Some(s) = &self.summary {
+            out.summary.clone_from(s);
+        }
+        if let Some(vis) = self.visibility {
+            out.visibility = vis;
+        }
+        if let Some(p) = self.presented_at {
+            out.presented_at = p;
+        }
+        if let Some(d) = self.duration {
+            out.duration = d;
+        }
+        if let Some(c) = &self.collection_ids {
+            out.collection_ids.clone_from(c);
+        }
+        if let Some(t) = &self.tagged_user_ids {
+            out.tagged_user_ids.clone_from(t);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCollection {
+    pub name: String,
+    pub description: Option<String>,
+    pub secret: bool,
+    pub parent_id: Option<i64>,
+    pub admin_ids: Vec<i64>,
+    pub member_ids: Vec<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CollectionPatch {
+    pub name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub secret: Option<bool>,
+    pub parent_id: Option<Option<i64>>,
+    pub admin_ids: Option<Vec<i64>>,
+    pub member_ids: Option<Vec<i64>>,
+}
+
+impl CollectionPatch {
+    pub fn apply(&self, c: &Collection) -> Collection {
+        let mut out = c.clone();
+        if let Some(n) = &self.name {
+            out.name.clone_from(n);
+        }
+        if let Some(d) = &self.description {
+            out.description.clone_from(d);
+        }
+        if let Some(s) = self.secret {
+            out.secret = s;
+        }
+        if let Some(p) = self.parent_id {
+            out.parent_id = p;
+        }
+        if let Some(a) = &self.admin_ids {
+            out.admin_ids.clone_from(a);
+        }
+        if let Some(m) = &self.member_ids {
+            out.member_ids.clone_from(m);
+        }
+        out
+    }
+}
+
+fn bounded(
+    field: &'static str,
+    what: &str,
+    raw: &str,
+    max: usize,
+    required: bool,
+) -> Result<String, Invalid> {
+    let s = raw.trim();
+    if required && s.is_empty() {
+        return Err(Invalid::new(field, format!("{what} must not be empty")));
+    }
+    if s.chars().count() > max {
+        return Err(Invalid::new(
+            field,
+            format!("{what} must be at most {max} characters"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+pub fn parse_title(raw: &str) -> Result<String, Invalid> {
+    bounded("title", "title", raw, MAX_TITLE_LEN, true)
+}
+
+pub fn parse_summary(raw: &str) -> Result<String, Invalid> {
+    bounded("summary", "summary", raw, MAX_SUMMARY_LEN, false)
+}
+
+pub fn parse_name(raw: &str) -> Result<String, Invalid> {
+    bounded("name", "name", raw, MAX_NAME_LEN, true)
+}
+
+/// A collection description; blank becomes none.
+pub fn parse_description(raw: Option<&str>) -> Result<Option<String>, Invalid> {
+    match raw {
+        None => Ok(None),
+        Some(d) => {
+            let d = bounded("description", "description", d, MAX_DESCRIPTION_LEN, false)?;
+            Ok((!d.is_empty()).then_some(d))
+        }
+    }
+}
+
+/// A duration in seconds: finite, not negative, at most a year.
+pub fn parse_duration(raw: f64) -> Result<f64, Invalid> {
+    if raw.is_finite() && (0.0..=MAX_DURATION_SECS).contains(&raw) {
+        Ok(raw)
+    } else {
+        Err(Invalid::new(
+            "duration",
+            format!("duration must be between 0 and {MAX_DURATION_SECS} seconds"),
+        ))
+    }
+}
+
+/// A URL slug: lowercase ASCII letters and digits, words joined by `-`.
+pub fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    if out.is_empty() {
+        out.push('-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_match_the_documented_urls() {
+        assert_eq!(slug("All-hands presentation"), "all-hands-presentation");
+        assert_eq!(slug("Q and A Sessions"), "q-and-a-sessions");
+        assert_eq!(slug("Test Collection 2"), "test-collection-2");
+        assert_eq!(slug("  Ünïcode!  "), "n-code");
+        assert_eq!(slug("!!!"), "-");
+    }
+
+    #[test]
+    fn text_inputs_follow_the_rules() {
+        assert!(parse_title("   ").is_err());
+        assert_eq!(parse_title("  Hi  ").as_deref(), Ok("Hi"));
+        assert!(parse_title(&"t".repeat(301)).is_err());
+        assert!(parse_name("").is_err());
+        assert_eq!(parse_description(Some(" ")), Ok(None));
+        assert!(parse_duration(-1.0).is_err());
+        assert!(parse_duration(f64::NAN).is_err());
+        assert_eq!(parse_duration(25.7), Ok(25.7));
+    }
+}

@@ -1,0 +1,218 @@
+//! Deliveries (one event to one webhook) and their attempts (one HTTP try each).
+
+use super::event::EventName;
+use super::retry::RetryPolicy;
+use rand::RngCore;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not attempted yet.
+    Pending,
+    /// Failed, will be retried.
+    Retrying,
+    /// Failed, no retries left.
+    Failed,
+    Succeeded,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "PENDING",
+            DeliveryStatus::Retrying => "RETRYING",
+            DeliveryStatus::Failed => "FAILED",
+            DeliveryStatus::Succeeded => "SUCCEEDED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PENDING" => DeliveryStatus::Pending,
+            "RETRYING" => DeliveryStatus::Retrying,
+            "FAILED" => DeliveryStatus::Failed,
+            "SUCCEEDED" => DeliveryStatus::Succeeded,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// A 2xx answer in time.
+    Success,
+    /// Any other answer.
+    RequestFailure,
+    RequestTimeout,
+    /// Refused, reset, unresolvable, or a destination herald may not contact.
+    ConnectionError,
+    Unknown,
+}
+
+impl AttemptResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Success => "SUCCESS",
+            AttemptResult::RequestFailure => "REQUEST_FAILURE",
+            AttemptResult::RequestTimeout => "REQUEST_TIMEOUT",
+            AttemptResult::ConnectionError => "CONNECTION_ERROR",
+            AttemptResult::Unknown => "UNKNOWN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "SUCCESS" => AttemptResult::Success,
+            "REQUEST_FAILURE" => AttemptResult::RequestFailure,
+            "REQUEST_TIMEOUT" => AttemptResult::RequestTimeout,
+            "CONNECTION_ERROR" => AttemptResult::ConnectionError,
+            "UNKNOWN" => AttemptResult::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event_id: i64,
+    pub event: EventName,
+    /// When the event happened (the payload's `at`).
+    pub event_at: i64,
+    pub nonce: String,
+    pub status: DeliveryStatus,
+    /// Re-attempts made so far.
+    pub retries: i64,
+    /// Where the latest attempt went (before any, where the first will go).
+    pub url: String,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A recorded attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: i64,
+    pub delivery_id: i64,
+    pub at: i64,
+    pub url: String,
+    pub code: Option<i64>,
+    pub result: AttemptResult,
+    pub message: Option<String>,
+    pub duration_ms: i64,
+    /// The start of the answer's body, at most [`RESPONSE_BODY_CAP`] bytes.
+    pub response_body: Option<String>,
+}
+
+/// How much of a receiver's answer is read and kept.
+pub const RESPONSE_BODY_CAP: usize = 4096;
+
+/// A new nonce: 40 lowercase hex characters (20 random bytes).
+pub fn new_nonce() -> String {
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// What one attempt came to, as the sender saw it.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub result: AttemptResult,
+    pub code: Option<u16>,
+    pub message: Option<String>,
+    /// A `Retry-After` on a 429 or 503 answer.
+    pub retry_after: Option<Duration>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Succeeded,
+    /// Retry after this long; the delivery's `retries` grows by one.
+    Retry(Duration),
+    /// No retries left, or the receiver said `410 Gone`.
+    Failed {
+        gone: bool,
+    },
+}
+
+/// Decides a delivery's fate after an attempt. `retries_made` counts re-attempts before this one;
+/// `max_retries` is the webhook's `retries`.
+pub fn decide(
+    outcome: &AttemptOutcome,
+    retries_made: i64,
+    max_retries: i64,
+    policy: &RetryPolicy,
+    unit: f64,
+) -> Next {
+    if outcome.result == AttemptResult::Success {
+        return Next::Succeeded;
+    }
+    if outcome.code == Some(410) {
+        return Next::Failed { gone: true };
+    }
+    if retries_made >= max_retries {
+        return Next::Failed { gone: false };
+    }
+    let n = u32::try_from(retries_made + 1).unwrap_or(u32::MAX);
+    Next::Retry(policy.next_delay(n, outcome.retry_after, unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(code: Option<u16>) -> AttemptOutcome {
+        AttemptOutcome {
+            result: AttemptResult::RequestFailure,
+            code,
+            message: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn nonces_are_forty_lowercase_hex() {
+        let n = new_nonce();
+        assert_eq!(n.len(), 40);
+        assert!(n
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_ne!(n, new_nonce());
+    }
+
+    #[test]
+    fn fate_after_an_attempt() {
+        let p = RetryPolicy::new(Duration::from_secs(30), 4.0, Duration::from_secs(43_200));
+        let ok = AttemptOutcome {
+            result: AttemptResult::Success,
+            code: Some(200),
+            message: None,
+            retry_after: None,
+        };
+        assert_eq!(decide(&ok, 0, 3, &p, 0.5), Next::Succeeded);
+        assert_eq!(
+            decide(&failed(Some(500)), 0, 3, &p, 0.5),
+            Next::Retry(Duration::from_secs(30))
+        );
+        assert_eq!(
+            decide(&failed(Some(500)), 2, 3, &p, 0.5),
+            Next::Retry(Duration::from_secs(480))
+        );
+        assert_eq!(
+            decide(&failed(Some(500)), 3, 3, &p, 0.5),
+            Next::Failed { gone: false }
+        );
+        assert_eq!(
+            decide(&failed(Some(500)), 0, 0, &p, 0.5),
+            Next::Failed { gone: false }
+        );
+        assert_eq!(
+            decide(&failed(Some(410)), 0, 3, &p, 0.5),
+            Next::Failed { gone: true }
+        );
+    }
+}

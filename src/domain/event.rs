@@ -1,0 +1,271 @@
+//! Events and their payloads (SPEC §4).
+//!
+//! When a change commits, its payload's object part (`actor`, `channel`, the object, `updates`)
+//! is rendered once and frozen in the event. Each delivery's body is that part behind the
+//! delivery's own `hookId`, `nonce`, `at` and `event`, assembled as text so the frozen part is
+//! never re-serialised.
+
+use super::content::{Channel, Collection, User, Video};
+use super::ids::{encode, Kind};
+use super::time::format_ms;
+use super::webhook::WebhookEvent;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// The events herald emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventName {
+    VideoAddedToChannel,
+    VideoUpdated,
+    VideoDeleted,
+    CollectionCreated,
+    CollectionUpdated,
+    CollectionDeleted,
+}
+
+impl EventName {
+    pub const ALL: [EventName; 6] = [
+        EventName::VideoAddedToChannel,
+        EventName::VideoUpdated,
+        EventName::VideoDeleted,
+        EventName::CollectionCreated,
+        EventName::CollectionUpdated,
+        EventName::CollectionDeleted,
+    ];
+
+    /// The wire name: `video.addedToChannel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventName::VideoAddedToChannel => "video.addedToChannel",
+            EventName::VideoUpdated => "video.updated",
+            EventName::VideoDeleted => "video.deleted",
+            EventName::CollectionCreated => "collection.created",
+            EventName::CollectionUpdated => "collection.updated",
+            EventName::CollectionDeleted => "collection.deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        EventName::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// The subscription that receives this event.
+    pub fn subscribed_by(self) -> WebhookEvent {
+        match self {
+            EventName::VideoAddedToChannel | EventName::VideoUpdated | EventName::VideoDeleted => {
+                WebhookEvent::Video
+            }
+            _ => WebhookEvent::Collection,
+        }
+    }
+}
+
+/// The fields whose change makes a `video.updated`, as named in the payload.
+pub const VIDEO_FIELDS: [&str; 7] = [
+    "title",
+    "summary",
+    "visibility",
+    "presentedAt",
+    "duration",
+    "collections",
+    "taggedUsers",
+];
+/// The fields whose change makes a `collection.updated`.
+pub const COLLECTION_FIELDS: [&str; 6] = [
+    "name",
+    "description",
+    "secret",
+    "parent",
+    "admins",
+    "members",
+];
+
+/// Guards against runaway nesting when rendering collection trees.
+const MAX_TREE_DEPTH: usize = 32;
+
+/// What a payload is rendered from: the channel, and the users and collections it refers to.
+pub struct Catalog {
+    channel_url: String,
+    users: HashMap<i64, User>,
+    collections: HashMap<i64, Collection>,
+    children: HashMap<i64, Vec<i64>>,
+}
+
+impl Catalog {
+    /// `collections` must hold every collection the payload names, with their whole subtrees;
+    /// `users` every user named as actor, admin, member or tagged user.
+    pub fn new(channel_url: String, users: Vec<User>, collections: Vec<Collection>) -> Self {
+        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        for c in &collections {
+            if let Some(p) = c.parent_id {
+                children.entry(p).or_default().push(c.id);
+            }
+        }
+        for ids in children.values_mut() {
+            ids.sort_unstable();
+        }
+        Catalog {
+            channel_url,
+            users: users.into_iter().map(|u| (u.id, u)).collect(),
+            collections: collections.into_iter().map(|c| (c.id, c)).collect(),
+            children,
+        }
+    }
+
+    pub fn channel_json(&self, channel: &Channel) -> Value {
+        json!({
+            "url": self.channel_url,
+            "name": channel.name,
+            "subdomain": channel.subdomain,
+            "description": channel.description,
+            "createdAt": format_ms(channel.created_at),
+        })
+    }
+
+    pub fn user_json(user: &User) -> Value {
+        json!({
+            "id": encode(Kind::User, user.id),
+            "firstName": user.first_name,
+            "lastName": user.last_name,
+            "email": user.email,
+            "createdAt": format_ms(user.created_at),
+        })
+    }
+
+    fn users_json(&self, ids: &[i64]) -> Value {
+        Value::Array(
+            ids.iter()
+                .filter_map(|id| self.users.get(id))
+                .map(Self::user_json)
+                .collect(),
+        )
+    }
+
+    /// A collection as it appears at the top of a collection event: with its `parent`.
+    pub fn collection_json(&self, c: &Collection) -> Value {
+        let mut v = self.nested_collection_json(c, 0);
+        let parent = c
+            .parent_id
+            .and_then(|p| self.collections.get(&p))
+            .map(|p| self.nested_collection_json(p, 0))
+            .unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut v {
+            map.insert("parent".into(), parent);
+        }
+        v
+    }
+
+    /// A deleted collection, as Rewatch sends it: without a `parent` key.
+    pub fn deleted_collection_json(&self, c: &Collection) -> Value {
+        self.nested_collection_json(c, 0)
+    }
+
+    /// A collection nested anywhere (a video's collections, a parent, children): no `parent` key.
+    fn nested_collection_json(&self, c: &Collection, depth: usize) -> Value {
+        let children: Vec<Value> = if depth >= MAX_TREE_DEPTH {
+            Vec::new()
+        } else {
+            self.children
+                .get(&c.id)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.collections.get(id))
+                .map(|child| self.nested_collection_json(child, depth + 1))
+                .collect()
+        };
+        json!({
+            "id": encode(Kind::Collection, c.id),
+            "url": format!("{}/collection/{}/{}", self.channel_url, c.id, c.slug),
+            "name": c.name,
+            "description": c.description,
+            "createdAt": format_ms(c.created_at),
+            "secret": c.secret,
+            "children": children,
+            "admins": self.users_json(&c.admin_ids),
+            "members": self.users_json(&c.member_ids),
+        })
+    }
+
+    pub fn video_json(&self, v: &Video) -> Value {
+        let collections: Vec<Value> = v
+            .collection_ids
+            .iter()
+            .filter_map(|id| self.collections.get(id))
+            .map(|c| self.nested_collection_json(c, 0))
+            .collect();
+        json!({
+            "id": encode(Kind::Video, v.id),
+            "url": format!("{}/video/{}/{}", self.channel_url, v.id, v.slug),
+            "title": v.title,
+            "summary": v.summary,
+            "visibility": v.visibility.as_str(),
+            "presentedAt": v.presented_at.map(format_ms),
+            "duration": v.duration,
+            "collections": collections,
+            "taggedUsers": self.users_json(&v.tagged_user_ids),
+            "createdAt": format_ms(v.created_at),
+        })
+    }
+}
+
+/// What two renderings of a field are compared by: relations by the IDs they point at (a
+/// parent whose other children changed is still the same parent), plain values as they are.
+fn identity(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => m.get("id").cloned().unwrap_or_else(|| v.clone()),
+        Value::Array(items) => Value::Array(items.iter().map(identity).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `{field: {from, to}}` for each of `fields` that differs between `before` and `after`.
+/// Empty when nothing changed (and then no event is emitted).
+pub fn updates(before: &Value, after: &Value, fields: &[&str]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for f in fields {
+        let (b, a) = (&before[*f], &after[*f]);
+        if identity(b) != identity(a) {
+            out.insert((*f).to_owned(), json!({ "from": b, "to": a }));
+        }
+    }
+    out
+}
+
+/// The frozen object part of a payload: `actor`, `channel`, then `object_key` (`video` or
+/// `collection`), then `updates` when given.
+pub fn event_data(
+    actor: Value,
+    channel: Value,
+    object_key: &str,
+    object: Value,
+    updates: Option<Map<String, Value>>,
+) -> String {
+    let mut m = Map::new();
+    m.insert("actor".into(), actor);
+    m.insert("channel".into(), channel);
+    m.insert(object_key.into(), object);
+    if let Some(u) = updates {
+        m.insert("updates".into(), Value::Object(u));
+    }
+    Value::Object(m).to_string()
+}
+
+/// A delivery's body: `hookId`, `nonce`, `at`, `event`, then the frozen `data` (a JSON object).
+pub fn body(hook_id: &str, nonce: &str, at_ms: i64, event: &str, data: &str) -> String {
+    let head = format!(
+        "{{\"hookId\":{},\"nonce\":{},\"at\":{},\"event\":{}",
+        Value::from(hook_id),
+        Value::from(nonce),
+        Value::from(format_ms(at_ms)),
+        Value::from(event)
+    );
+    let rest = data.trim().strip_prefix('{').unwrap_or("}").trim_start();
+    if rest.starts_with('}') {
+        format!("{head}}}")
+    } else {
+        format!("{head},{rest}")
+    }
+}
+
+#[cfg(test)]
+mod tests;
