@@ -1,4 +1,10 @@
 //! herald: self-hosted delivery of signed webhooks, wire-compatible with Rewatch's webhooks.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod config;
 pub mod domain;
+pub mod graphql;
+pub mod http;
+pub mod store;
+pub mod worker;

@@ -50,6 +50,7 @@ CREATE TABLE collections (
     channel_id  BIGINT  NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
     parent_id   BIGINT  REFERENCES collections (id) ON DELETE SET NULL,
     name        TEXT    NOT NULL,
+    slug        TEXT    NOT NULL, -- fixed at creation: URLs survive renames
     description TEXT,
     secret      BOOLEAN NOT NULL,
     created_at  BIGINT  NOT NULL,
@@ -76,6 +77,7 @@ CREATE TABLE videos (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     channel_id   BIGINT  NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
     title        TEXT    NOT NULL,
+    slug         TEXT    NOT NULL, -- fixed at creation: URLs survive renames
     summary      TEXT    NOT NULL,
     visibility   TEXT    NOT NULL CHECK (visibility IN ('ON_CHANNEL', 'PRIVATE')),
     presented_at BIGINT,

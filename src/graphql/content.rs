@@ -1,0 +1,463 @@
+//! Channel content mutations (admins and members). Each change emits its event; the store
+//! writes it with the change, and the delivery engine is woken for the webhooks it reached.
+
+use super::objects::{CollectionObject, VideoObject};
+use super::{
+    input_id, input_ids, outcome, services, viewer, Services, UserError, VideoVisibility,
+    ViewerObject,
+};
+use crate::domain::content::{self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch};
+use crate::domain::ids::Kind;
+use crate::domain::Invalid;
+use crate::store::{Actor, Changed, StoreError};
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+#[derive(InputObject)]
+pub struct CreateVideoInput {
+    pub client_mutation_id: Option<String>,
+    pub title: String,
+    pub summary: Option<String>,
+    #[graphql(default_with = "VideoVisibility::OnChannel")]
+    pub visibility: VideoVisibility,
+    pub presented_at: Option<DateTime<Utc>>,
+    /// Seconds.
+    pub duration: Option<f64>,
+    pub collection_ids: Option<Vec<ID>>,
+    pub tagged_user_ids: Option<Vec<ID>>,
+    /// A draft emits nothing until published.
+    #[graphql(default = false)]
+    pub draft: bool,
+}
+
+#[derive(InputObject)]
+pub struct PublishVideoInput {
+    pub client_mutation_id: Option<String>,
+    pub video_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct UpdateVideoInput {
+    pub client_mutation_id: Option<String>,
+    pub video_id: ID,
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub visibility: Option<VideoVisibility>,
+    pub presented_at: MaybeUndefined<DateTime<Utc>>,
+    pub duration: MaybeUndefined<f64>,
+    pub collection_ids: Option<Vec<ID>>,
+    pub tagged_user_ids: Option<Vec<ID>>,
+}
+
+#[derive(InputObject)]
+pub struct DeleteVideoInput {
+    pub client_mutation_id: Option<String>,
+    pub video_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CreateCollectionInput {
+    pub client_mutation_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    #[graphql(default = false)]
+    pub secret: bool,
+    pub parent_id: Option<ID>,
+    pub admin_ids: Option<Vec<ID>>,
+    pub member_ids: Option<Vec<ID>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateCollectionInput {
+    pub client_mutation_id: Option<String>,
+    pub collection_id: ID,
+    pub name: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub secret: Option<bool>,
+    /// `null` makes it a top-level collection.
+    pub parent_id: MaybeUndefined<ID>,
+    pub admin_ids: Option<Vec<ID>>,
+    pub member_ids: Option<Vec<ID>>,
+}
+
+#[derive(InputObject)]
+pub struct DeleteCollectionInput {
+    pub client_mutation_id: Option<String>,
+    pub collection_id: ID,
+}
+
+/// The payload of a video mutation.
+#[derive(SimpleObject)]
+pub struct VideoPayload {
+    pub client_mutation_id: Option<String>,
+    pub viewer: ViewerObject,
+    /// The video after the change (for deleteVideo, as it was).
+    pub video: Option<VideoObject>,
+    pub errors: Vec<UserError>,
+}
+
+/// The payload of a collection mutation.
+#[derive(SimpleObject)]
+pub struct CollectionPayload {
+    pub client_mutation_id: Option<String>,
+    pub viewer: ViewerObject,
+    /// The collection after the change (for deleteCollection, as it was).
+    pub collection: Option<CollectionObject>,
+    pub errors: Vec<UserError>,
+}
+
+#[derive(Default)]
+struct Problems(Vec<UserError>);
+
+impl Problems {
+    fn check<T>(&mut self, r: Result<T, Invalid>) -> Option<T> {
+        r.map_err(|e| self.0.push(e.into())).ok()
+    }
+
+    fn done<T>(self, value: Option<T>) -> Result<T, Vec<UserError>> {
+        match value {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(self.0),
+        }
+    }
+}
+
+fn ids_of(
+    p: &mut Problems,
+    kind: Kind,
+    list: Option<&Vec<ID>>,
+    field: &'static str,
+) -> Option<Option<Vec<i64>>> {
+    match list {
+        None => Some(None),
+        Some(l) => p.check(input_ids(kind, l, field)).map(Some),
+    }
+}
+
+fn duration(raw: Option<f64>) -> Result<Option<f64>, Invalid> {
+    raw.map(rules::parse_duration).transpose()
+}
+
+/// Runs a parsed change against the store and wakes the engine for what it enqueued.
+async fn apply<T, O>(
+    svc: &Services,
+    parsed: Result<
+        impl std::future::Future<Output = Result<Changed<T>, StoreError>>,
+        Vec<UserError>,
+    >,
+    id_field: &str,
+    wrap: impl Fn(T) -> O,
+) -> Result<(Option<O>, Vec<UserError>)> {
+    let fut = match parsed {
+        Err(errors) => return Ok((None, errors)),
+        Ok(f) => f,
+    };
+    match outcome(fut.await, id_field)? {
+        Ok(changed) => {
+            svc.wakeup.wake(&changed.enqueued);
+            Ok((Some(wrap(changed.value)), Vec::new()))
+        }
+        Err(errors) => Ok((None, errors)),
+    }
+}
+
+#[derive(Default)]
+pub struct ContentMutations;
+
+#[Object]
+impl ContentMutations {
+    /// Adds a video; unless it is a draft this emits `video.addedToChannel`.
+    async fn create_video(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateVideoInput,
+    ) -> Result<VideoPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let mut p = Problems::default();
+        let title = p.check(rules::parse_title(&input.title));
+        let summary = p.check(rules::parse_summary(input.summary.as_deref().unwrap_or("")));
+        let duration = p.check(duration(input.duration));
+        let colls = ids_of(
+            &mut p,
+            Kind::Collection,
+            input.collection_ids.as_ref(),
+            "collectionIds",
+        );
+        let tagged = ids_of(
+            &mut p,
+            Kind::User,
+            input.tagged_user_ids.as_ref(),
+            "taggedUserIds",
+        );
+        let new = match (title, summary, duration, colls, tagged) {
+            (Some(title), Some(summary), Some(duration), Some(colls), Some(tagged)) => {
+                Some(NewVideo {
+                    title,
+                    summary,
+                    visibility: input.visibility.into(),
+                    presented_at: input.presented_at.map(|t| t.timestamp_millis()),
+                    duration,
+                    collection_ids: colls.unwrap_or_default(),
+                    tagged_user_ids: tagged.unwrap_or_default(),
+                    draft: input.draft,
+                })
+            }
+            _ => None,
+        };
+        let parsed = p.done(new);
+        let fut = parsed
+            .as_ref()
+            .map(|new| svc.store.create_video(actor, new))
+            .map_err(Clone::clone);
+        let (video, errors) = apply(svc, fut, "title", VideoObject).await?;
+        Ok(VideoPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            video,
+            errors,
+        })
+    }
+
+    /// Takes a video out of draft state: `video.addedToChannel`.
+    async fn publish_video(
+        &self,
+        ctx: &Context<'_>,
+        input: PublishVideoInput,
+    ) -> Result<VideoPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
+        let fut = parsed.map(|id| svc.store.publish_video(actor, id));
+        let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
+        Ok(VideoPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            video,
+            errors,
+        })
+    }
+
+    /// Changes a video: `video.updated` when something changed and it is not a draft.
+    async fn update_video(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateVideoInput,
+    ) -> Result<VideoPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let mut p = Problems::default();
+        let id = p.check(input_id(Kind::Video, &input.video_id, "videoId"));
+        let patch = VideoPatch {
+            title: input
+                .title
+                .as_deref()
+                .and_then(|t| p.check(rules::parse_title(t))),
+            summary: input
+                .summary
+                .as_deref()
+                .and_then(|s| p.check(rules::parse_summary(s))),
+            visibility: input.visibility.map(Into::into),
+            presented_at: match &input.presented_at {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(t) => Some(Some(t.timestamp_millis())),
+            },
+            duration: match &input.duration {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(d) => p.check(rules::parse_duration(*d)).map(Some),
+            },
+            collection_ids: ids_of(
+                &mut p,
+                Kind::Collection,
+                input.collection_ids.as_ref(),
+                "collectionIds",
+            )
+            .flatten(),
+            tagged_user_ids: ids_of(
+                &mut p,
+                Kind::User,
+                input.tagged_user_ids.as_ref(),
+                "taggedUserIds",
+            )
+            .flatten(),
+        };
+        let parsed = p.done(id.map(|id| (id, patch)));
+        let fut = parsed
+            .as_ref()
+            .map(|(id, patch)| svc.store.update_video(actor, *id, patch))
+            .map_err(Clone::clone);
+        let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
+        Ok(VideoPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            video,
+            errors,
+        })
+    }
+
+    /// Removes a video: `video.deleted` unless it was a draft.
+    async fn delete_video(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteVideoInput,
+    ) -> Result<VideoPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
+        let fut = parsed.map(|id| svc.store.delete_video(actor, id));
+        let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
+        Ok(VideoPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            video,
+            errors,
+        })
+    }
+
+    /// Creates a collection: `collection.created`.
+    async fn create_collection(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateCollectionInput,
+    ) -> Result<CollectionPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let mut p = Problems::default();
+        let name = p.check(rules::parse_name(&input.name));
+        let description = p.check(rules::parse_description(input.description.as_deref()));
+        let parent = match &input.parent_id {
+            None => Some(None),
+            Some(id) => p
+                .check(input_id(Kind::Collection, id, "parentId"))
+                .map(Some),
+        };
+        let admins = ids_of(&mut p, Kind::User, input.admin_ids.as_ref(), "adminIds");
+        let members = ids_of(&mut p, Kind::User, input.member_ids.as_ref(), "memberIds");
+        let new = match (name, description, parent, admins, members) {
+            (Some(name), Some(description), Some(parent_id), Some(admins), Some(members)) => {
+                Some(NewCollection {
+                    name,
+                    description,
+                    secret: input.secret,
+                    parent_id,
+                    admin_ids: admins.unwrap_or_default(),
+                    member_ids: members.unwrap_or_default(),
+                })
+            }
+            _ => None,
+        };
+        let parsed = p.done(new);
+        let fut = parsed
+            .as_ref()
+            .map(|new| svc.store.create_collection(actor, new))
+            .map_err(Clone::clone);
+        let (collection, errors) = apply(svc, fut, "name", CollectionObject).await?;
+        Ok(CollectionPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            collection,
+            errors,
+        })
+    }
+
+    /// Changes a collection: `collection.updated` when something changed.
+    async fn update_collection(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateCollectionInput,
+    ) -> Result<CollectionPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let mut p = Problems::default();
+        let id = p.check(input_id(
+            Kind::Collection,
+            &input.collection_id,
+            "collectionId",
+        ));
+        let patch = CollectionPatch {
+            name: input
+                .name
+                .as_deref()
+                .and_then(|n| p.check(rules::parse_name(n))),
+            description: match &input.description {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(d) => p.check(rules::parse_description(Some(d))),
+            },
+            secret: input.secret,
+            parent_id: match &input.parent_id {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(pid) => p
+                    .check(input_id(Kind::Collection, pid, "parentId"))
+                    .map(Some),
+            },
+            admin_ids: ids_of(&mut p, Kind::User, input.admin_ids.as_ref(), "adminIds").flatten(),
+            member_ids: ids_of(&mut p, Kind::User, input.member_ids.as_ref(), "memberIds")
+                .flatten(),
+        };
+        if let (Some(id), Some(Some(parent))) = (id, patch.parent_id) {
+            if id == parent {
+                p.0.push(UserError::at(
+                    "parentId",
+                    "a collection cannot be its own parent",
+                ));
+            }
+        }
+        let parsed = p.done(id.map(|id| (id, patch)));
+        let fut = parsed
+            .as_ref()
+            .map(|(id, patch)| svc.store.update_collection(actor, *id, patch))
+            .map_err(Clone::clone);
+        let (collection, errors) = apply(svc, fut, "collectionId", CollectionObject).await?;
+        Ok(CollectionPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            collection,
+            errors,
+        })
+    }
+
+    /// Deletes a collection: `collection.deleted`. Its children become top-level collections.
+    async fn delete_collection(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteCollectionInput,
+    ) -> Result<CollectionPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let actor = Actor {
+            user_id: user.id,
+            channel_id: user.channel_id,
+        };
+        let parsed = input_id(Kind::Collection, &input.collection_id, "collectionId")
+            .map_err(|e| vec![e.into()]);
+        let fut = parsed.map(|id| svc.store.delete_collection(actor, id));
+        let (collection, errors) = apply(svc, fut, "collectionId", CollectionObject).await?;
+        Ok(CollectionPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            collection,
+            errors,
+        })
+    }
+}

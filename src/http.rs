@@ -1,0 +1,121 @@
+//! The axum router: `/api/graphql` and health. No business logic, no SQL.
+
+use crate::domain::token;
+use crate::graphql::{HeraldSchema, Viewer};
+use crate::store::SharedStore;
+use async_graphql::http::GraphiQLSource;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: HeraldSchema,
+    pub store: SharedStore,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/api/graphql", get(graphiql).post(graphql))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// A JSON error body, `{"errors": [{"message": …}]}`, with a status.
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "errors": [{ "message": message }] }))).into_response()
+}
+
+async fn graphiql() -> Html<String> {
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/api/graphql")
+            .title("herald")
+            .finish(),
+    )
+}
+
+async fn graphql(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(raw) = headers.get(header::AUTHORIZATION) else {
+        return error(StatusCode::UNAUTHORIZED, "Missing Authorization header: send `Authorization: Token token=\"<TOKEN>\"` or `Authorization: Bearer <TOKEN>`");
+    };
+    let Some(tok) = raw.to_str().ok().and_then(token::from_authorization) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Malformed Authorization header: use `Token token=\"<TOKEN>\"` or `Bearer <TOKEN>`",
+        );
+    };
+    let user = match state.store.authenticate(&token::hash(tok)).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return error(StatusCode::UNAUTHORIZED, "Unknown or revoked token"),
+        Err(e) => {
+            tracing::error!(error = %e, "authentication failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "Internal error");
+        }
+    };
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json_body {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        );
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!("Request body is larger than {MAX_BODY_BYTES} bytes")
+            } else {
+                "Could not read the request body".to_owned()
+            };
+            return error(status, &message);
+        }
+    };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("Body is not a GraphQL request (JSON with `query`): {e}"),
+            )
+        }
+    };
+    let response = state.schema.execute(request.data(Viewer(user))).await;
+    Json(response).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+        }
+    }
+}

@@ -1,0 +1,1733 @@
+//! The SQL of both backends. This file is compiled twice, as `sqlite::sql` and
+//! `postgres::sql`; `super::Db` and `super::DIALECT` are that backend's.
+
+use super::{Db, DIALECT};
+use crate::domain::content::{
+    slug, Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User,
+    Video, VideoPatch, Visibility,
+};
+use crate::domain::delivery::{new_nonce, Attempt, AttemptResult, Delivery, DeliveryStatus};
+use crate::domain::event::{self, Catalog, EventName, COLLECTION_FIELDS, VIDEO_FIELDS};
+use crate::domain::ids::{encode, Kind};
+use crate::domain::time::now_ms;
+use crate::domain::webhook::{DisabledReason, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
+use crate::domain::Invalid;
+use crate::store::{
+    Actor, Changed, Claimed, DeliveryFilter, Dialect, Fate, Page, Recorded, Result, Store,
+    StoreError, WebhookFilter,
+};
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::{Pool, QueryBuilder};
+use std::collections::{HashMap, HashSet};
+
+type Conn = <Db as sqlx::Database>::Connection;
+
+/// Rows per statement when writing in bulk (far below both backends' bind limits).
+const CHUNK: usize = 256;
+
+pub struct SqlStore {
+    /// Reads outside transactions.
+    reader: Pool<Db>,
+    /// Transactions. On SQLite a single connection: writers queue in the pool instead of
+    /// failing on the database lock.
+    writer: Pool<Db>,
+    channel_url: String,
+}
+
+impl SqlStore {
+    pub fn new(reader: Pool<Db>, writer: Pool<Db>, channel_url: &str) -> Self {
+        SqlStore {
+            reader,
+            writer,
+            channel_url: channel_url.to_owned(),
+        }
+    }
+
+    fn channel_url(&self, subdomain: &str) -> String {
+        self.channel_url.replace("{subdomain}", subdomain)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows, private to the store.
+
+#[derive(sqlx::FromRow)]
+struct ChannelRow {
+    id: i64,
+    subdomain: String,
+    name: String,
+    description: Option<String>,
+    created_at: i64,
+}
+
+impl From<ChannelRow> for Channel {
+    fn from(r: ChannelRow) -> Self {
+        Channel {
+            id: r.id,
+            subdomain: r.subdomain,
+            name: r.name,
+            description: r.description,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    channel_id: i64,
+    email: String,
+    first_name: String,
+    last_name: String,
+    role: String,
+    created_at: i64,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            id: r.id,
+            channel_id: r.channel_id,
+            role: Role::parse(&r.role).ok_or_else(|| corrupt("users.role", &r.role))?,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct WebhookRow {
+    id: i64,
+    channel_id: i64,
+    url: String,
+    description: Option<String>,
+    events: String,
+    secrets: String,
+    retries: i64,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    creator_id: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<WebhookRow> for Webhook {
+    type Error = StoreError;
+    fn try_from(r: WebhookRow) -> Result<Self> {
+        let names: Vec<String> =
+            serde_json::from_str(&r.events).map_err(|_| corrupt("webhooks.events", &r.events))?;
+        let events = names
+            .iter()
+            .map(|n| WebhookEvent::parse(n).ok_or_else(|| corrupt("webhooks.events", n)))
+            .collect::<Result<_>>()?;
+        let secrets = serde_json::from_str(&r.secrets)
+            .map_err(|_| corrupt("webhooks.secrets", "(redacted)"))?;
+        let disabled_reason = match r.disabled_reason {
+            None => None,
+            Some(s) => Some(
+                DisabledReason::parse(&s).ok_or_else(|| corrupt("webhooks.disabled_reason", &s))?,
+            ),
+        };
+        Ok(Webhook {
+            id: r.id,
+            channel_id: r.channel_id,
+            url: r.url,
+            description: r.description,
+            events,
+            secrets,
+            retries: r.retries,
+            enabled: r.enabled,
+            disabled_reason,
+            creator_id: r.creator_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct VideoRow {
+    id: i64,
+    channel_id: i64,
+    title: String,
+    slug: String,
+    summary: String,
+    visibility: String,
+    presented_at: Option<i64>,
+    duration: Option<f64>,
+    draft: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct CollectionRow {
+    id: i64,
+    channel_id: i64,
+    parent_id: Option<i64>,
+    name: String,
+    slug: String,
+    description: Option<String>,
+    secret: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkRow {
+    owner: i64,
+    target: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: i64,
+    webhook_id: i64,
+    event_id: i64,
+    event_name: String,
+    event_at: i64,
+    nonce: String,
+    status: String,
+    retries: i64,
+    url: String,
+    next_attempt_at: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> Result<Self> {
+        Ok(Delivery {
+            id: r.id,
+            webhook_id: r.webhook_id,
+            event_id: r.event_id,
+            event: EventName::parse(&r.event_name)
+                .ok_or_else(|| corrupt("events.name", &r.event_name))?,
+            event_at: r.event_at,
+            status: DeliveryStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("deliveries.status", &r.status))?,
+            nonce: r.nonce,
+            retries: r.retries,
+            url: r.url,
+            next_attempt_at: r.next_attempt_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    id: i64,
+    delivery_id: i64,
+    at: i64,
+    url: String,
+    code: Option<i64>,
+    result: String,
+    message: Option<String>,
+    duration_ms: i64,
+    response_body: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    delivery_id: i64,
+    webhook_id: i64,
+    lease: Option<i64>,
+    nonce: String,
+    event_name: String,
+    event_at: i64,
+    data: String,
+    retries: i64,
+    max_retries: i64,
+    url: String,
+    secrets: String,
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} holds {value:?}"))
+}
+
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.webhook_id, d.event_id, e.name AS event_name, e.at AS event_at, d.nonce, \
+     d.status, d.retries, d.url, d.next_attempt_at, d.created_at, d.updated_at";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers on one connection (a pooled one or a transaction's).
+
+/// Pushes `(a, b, c)` for a non-empty list.
+fn push_list(qb: &mut QueryBuilder<'_, Db>, ids: &[i64]) {
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
+    }
+    sep.push_unseparated(")");
+}
+
+async fn channel_of(c: &mut Conn, id: i64) -> Result<Channel> {
+    sqlx::query_as::<Db, ChannelRow>(
+        "SELECT id, subdomain, name, description, created_at FROM channels WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .map(Channel::from)
+    .ok_or(StoreError::NotFound)
+}
+
+async fn users_in(c: &mut Conn, channel_id: i64, ids: &[i64]) -> Result<Vec<User>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Db>::new(
+        "SELECT id, channel_id, email, first_name, last_name, role, created_at FROM users WHERE channel_id = ",
+    );
+    qb.push_bind(channel_id).push(" AND id IN ");
+    push_list(&mut qb, ids);
+    let rows: Vec<UserRow> = qb.build_query_as().fetch_all(&mut *c).await?;
+    let mut by_id: HashMap<i64, User> = HashMap::new();
+    for r in rows {
+        let u = User::try_from(r)?;
+        by_id.insert(u.id, u);
+    }
+    Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+}
+
+/// Fails with "no object found" naming the input field when any of `ids` is not a row of
+/// `table` in the channel.
+async fn check_ids(
+    c: &mut Conn,
+    table: &str,
+    kind: Kind,
+    channel_id: i64,
+    ids: &[i64],
+    field: &'static str,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut qb = QueryBuilder::<Db>::new(format!("SELECT id FROM {table} WHERE channel_id = "));
+    qb.push_bind(channel_id).push(" AND id IN ");
+    push_list(&mut qb, ids);
+    let found: HashSet<i64> = qb
+        .build_query_scalar::<i64>()
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .collect();
+    match ids.iter().find(|id| !found.contains(id)) {
+        None => Ok(()),
+        Some(missing) => Err(Invalid::new(
+            field,
+            format!("No object found for ID {}", encode(kind, *missing)),
+        )
+        .into()),
+    }
+}
+
+async fn links(c: &mut Conn, sql: &str, owners: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
+    let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+    if owners.is_empty() {
+        return Ok(out);
+    }
+    let mut qb = QueryBuilder::<Db>::new(sql);
+    push_list(&mut qb, owners);
+    qb.push(" ORDER BY owner, position");
+    let rows: Vec<LinkRow> = qb.build_query_as().fetch_all(&mut *c).await?;
+    for r in rows {
+        out.entry(r.owner).or_default().push(r.target);
+    }
+    Ok(out)
+}
+
+async fn hydrate_videos(c: &mut Conn, rows: Vec<VideoRow>) -> Result<Vec<Video>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut colls = links(c, "SELECT video_id AS owner, collection_id AS target FROM video_collections WHERE video_id IN ", &ids).await?;
+    let mut tagged = links(
+        c,
+        "SELECT video_id AS owner, user_id AS target FROM video_tagged_users WHERE video_id IN ",
+        &ids,
+    )
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Video {
+                visibility: Visibility::parse(&r.visibility)
+                    .ok_or_else(|| corrupt("videos.visibility", &r.visibility))?,
+                collection_ids: colls.remove(&r.id).unwrap_or_default(),
+                tagged_user_ids: tagged.remove(&r.id).unwrap_or_default(),
+                id: r.id,
+                channel_id: r.channel_id,
+                title: r.title,
+                slug: r.slug,
+                summary: r.summary,
+                presented_at: r.presented_at,
+                duration: r.duration,
+                draft: r.draft,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+        })
+        .collect()
+}
+
+const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at";
+const COLLECTION_COLUMNS: &str =
+    "id, channel_id, parent_id, name, slug, description, secret, created_at, updated_at";
+
+async fn video_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Video> {
+    let row = sqlx::query_as::<Db, VideoRow>(&format!(
+        "SELECT {VIDEO_COLUMNS} FROM videos WHERE channel_id = $1 AND id = $2"
+    ))
+    .bind(channel_id)
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    hydrate_videos(c, vec![row])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+async fn hydrate_collections(c: &mut Conn, rows: Vec<CollectionRow>) -> Result<Vec<Collection>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut admins = links(c, "SELECT collection_id AS owner, user_id AS target FROM collection_admins WHERE collection_id IN ", &ids).await?;
+    let mut members = links(c, "SELECT collection_id AS owner, user_id AS target FROM collection_members WHERE collection_id IN ", &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Collection {
+            admin_ids: admins.remove(&r.id).unwrap_or_default(),
+            member_ids: members.remove(&r.id).unwrap_or_default(),
+            id: r.id,
+            channel_id: r.channel_id,
+            parent_id: r.parent_id,
+            name: r.name,
+            slug: r.slug,
+            description: r.description,
+            secret: r.secret,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+async fn collection_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Collection> {
+    let row = sqlx::query_as::<Db, CollectionRow>(&format!(
+        "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = $1 AND id = $2"
+    ))
+    .bind(channel_id)
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    hydrate_collections(c, vec![row])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)
+}
+
+async fn all_collections(c: &mut Conn, channel_id: i64) -> Result<Vec<Collection>> {
+    let rows = sqlx::query_as::<Db, CollectionRow>(&format!(
+        "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = $1 ORDER BY id"
+    ))
+    .bind(channel_id)
+    .fetch_all(&mut *c)
+    .await?;
+    hydrate_collections(c, rows).await
+}
+
+/// Everything a payload in this channel can refer to: its collections (with their trees) and
+/// the users among `user_ids` or named as collection admins and members.
+async fn catalog(
+    c: &mut Conn,
+    channel_url: String,
+    channel_id: i64,
+    user_ids: &[i64],
+) -> Result<Catalog> {
+    let collections = all_collections(c, channel_id).await?;
+    let mut ids: Vec<i64> = user_ids.to_vec();
+    for coll in &collections {
+        ids.extend(&coll.admin_ids);
+        ids.extend(&coll.member_ids);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let users = users_in(c, channel_id, &ids).await?;
+    Ok(Catalog::new(channel_url, users, collections))
+}
+
+async fn replace_links(
+    c: &mut Conn,
+    table: &str,
+    owner_col: &str,
+    target_col: &str,
+    owner: i64,
+    targets: &[i64],
+) -> Result<()> {
+    sqlx::query(&format!("DELETE FROM {table} WHERE {owner_col} = $1"))
+        .bind(owner)
+        .execute(&mut *c)
+        .await?;
+    for (n, chunk) in targets.chunks(CHUNK).enumerate() {
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "INSERT INTO {table} ({owner_col}, {target_col}, position) "
+        ));
+        let first = n * CHUNK;
+        qb.push_values(chunk.iter().enumerate(), |mut b, (i, t)| {
+            b.push_bind(owner)
+                .push_bind(*t)
+                .push_bind(i64::try_from(first + i).unwrap_or(i64::MAX));
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// Writes an event and one delivery per enabled webhook of the channel subscribed to it.
+/// Returns the webhooks that got a delivery.
+/// Who made a change where, and what its payload can refer to.
+struct Scene<'a> {
+    actor: &'a User,
+    channel: &'a Channel,
+    catalog: &'a Catalog,
+}
+
+async fn emit(
+    c: &mut Conn,
+    scene: Scene<'_>,
+    name: EventName,
+    object_key: &str,
+    object: Value,
+    updates: Option<serde_json::Map<String, Value>>,
+) -> Result<Vec<i64>> {
+    let now = now_ms();
+    let Scene {
+        actor,
+        channel,
+        catalog,
+    } = scene;
+    let data = event::event_data(
+        Catalog::user_json(actor),
+        catalog.channel_json(channel),
+        object_key,
+        object,
+        updates,
+    );
+    let event_id: i64 = sqlx::query_scalar::<Db, i64>(
+        "INSERT INTO events (channel_id, name, at, data) VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(channel.id)
+    .bind(name.as_str())
+    .bind(now)
+    .bind(&data)
+    .fetch_one(&mut *c)
+    .await?;
+    let hooks: Vec<(i64, String)> = sqlx::query_as::<Db, (i64, String)>(
+        "SELECT id, url FROM webhooks WHERE channel_id = $1 AND enabled = TRUE AND events LIKE $2 ORDER BY id",
+    )
+    .bind(channel.id)
+    .bind(format!("%\"{}\"%", name.subscribed_by().as_str()))
+    .fetch_all(&mut *c)
+    .await?;
+    for chunk in hooks.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, (hook_id, url)| {
+            b.push_bind(*hook_id)
+                .push_bind(event_id)
+                .push_bind(new_nonce())
+                .push_bind(DeliveryStatus::Pending.as_str())
+                .push_bind(0_i64)
+                .push_bind(url.clone())
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(hooks.into_iter().map(|(id, _)| id).collect())
+}
+
+/// The actor and channel of a change, read inside its transaction.
+async fn actor_and_channel(c: &mut Conn, actor: Actor) -> Result<(User, Channel)> {
+    let channel = channel_of(c, actor.channel_id).await?;
+    let user = users_in(c, actor.channel_id, &[actor.user_id])
+        .await?
+        .pop()
+        .ok_or(StoreError::NotFound)?;
+    Ok((user, channel))
+}
+
+/// Fails when making `parent` the parent of `id` would make `id` its own ancestor.
+fn check_no_cycle(all: &[Collection], id: i64, parent: Option<i64>) -> Result<()> {
+    let parents: HashMap<i64, Option<i64>> = all.iter().map(|c| (c.id, c.parent_id)).collect();
+    let mut at = parent;
+    let mut steps = 0;
+    while let Some(p) = at {
+        if p == id {
+            return Err(Invalid::new(
+                "parentId",
+                "a collection cannot be its own parent or the parent of its ancestors",
+            )
+            .into());
+        }
+        steps += 1;
+        if steps > all.len() {
+            break;
+        }
+        at = parents.get(&p).copied().flatten();
+    }
+    Ok(())
+}
+
+async fn insert_attempts(c: &mut Conn, records: &[Recorded]) -> Result<()> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
+         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
+    );
+    qb.push_values(records, |mut b, r| {
+        b.push_bind(r.delivery_id)
+            .push_bind(r.at)
+            .push_bind(r.url.clone())
+            .push_bind(r.code)
+            .push_bind(r.result.as_str())
+            .push_bind(r.message.clone())
+            .push_bind(r.duration_ms)
+            .push_bind(r.response_body.clone());
+    });
+    // An attempt whose delivery was deleted meanwhile (with its webhook) is not recorded.
+    qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
+    qb.build().execute(&mut *c).await?;
+    Ok(())
+}
+
+async fn update_deliveries(c: &mut Conn, records: &[Recorded], now: i64) -> Result<()> {
+    let mut qb = QueryBuilder::<Db>::new(
+        "UPDATE deliveries SET status = v.column3, retries = deliveries.retries + v.column4, \
+         next_attempt_at = v.column5, url = v.column6, lease = NULL, updated_at = ",
+    );
+    qb.push_bind(now).push(" FROM (");
+    qb.push_values(records, |mut b, r| {
+        let (status, bump, next) = match r.fate {
+            Fate::Succeeded => (DeliveryStatus::Succeeded, 0_i64, now),
+            Fate::Retry { at } => (DeliveryStatus::Retrying, 1, at),
+            Fate::Failed { .. } => (DeliveryStatus::Failed, 0, now),
+        };
+        b.push_bind(r.delivery_id)
+            .push_bind(r.lease)
+            .push_bind(status.as_str())
+            .push_bind(bump)
+            .push_bind(next)
+            .push_bind(r.url.clone());
+    });
+    qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
+    qb.build().execute(&mut *c).await?;
+    Ok(())
+}
+
+async fn update_webhooks_where(c: &mut Conn, set: &str, ids: &[i64], extra: &str) -> Result<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(format!("UPDATE webhooks SET {set} WHERE id IN "));
+        push_list(&mut qb, chunk);
+        qb.push(extra);
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+fn sorted_unique(mut ids: Vec<i64>) -> Vec<i64> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for SqlStore {
+    fn dialect(&self) -> Dialect {
+        DIALECT
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+
+    async fn channel_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar::<Db, i64>("SELECT COUNT(*) FROM channels")
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn ensure_channel(&self, subdomain: &str, name: &str) -> Result<Channel> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("INSERT INTO channels (subdomain, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (subdomain) DO NOTHING")
+            .bind(subdomain)
+            .bind(name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query_as::<Db, ChannelRow>(
+            "SELECT id, subdomain, name, description, created_at FROM channels WHERE subdomain = $1",
+        )
+        .bind(subdomain)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (channel_id, email) DO NOTHING",
+        )
+        .bind(channel_id)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(user.role.as_str())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query_as::<Db, UserRow>(
+            "SELECT id, channel_id, email, first_name, last_name, role, created_at FROM users WHERE channel_id = $1 AND email = $2",
+        )
+        .bind(channel_id)
+        .bind(&user.email)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    async fn create_token(&self, user_id: i64, token_hash: &str) -> Result<()> {
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn authenticate(&self, token_hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query_as::<Db, UserRow>(
+            "SELECT u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn channel(&self, id: i64) -> Result<Channel> {
+        let mut c = self.reader.acquire().await?;
+        channel_of(&mut c, id).await
+    }
+
+    async fn users(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<User>> {
+        let mut c = self.reader.acquire().await?;
+        users_in(&mut c, channel_id, ids).await
+    }
+
+    async fn list_users(&self, channel_id: i64, page: Page) -> Result<Vec<User>> {
+        let rows = sqlx::query_as::<Db, UserRow>(
+            "SELECT id, channel_id, email, first_name, last_name, role, created_at FROM users \
+             WHERE channel_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(channel_id)
+        .bind(page.after.unwrap_or(0))
+        .bind(page.limit)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    async fn create_webhook(
+        &self,
+        channel_id: i64,
+        creator_id: i64,
+        new: &NewWebhook,
+    ) -> Result<Webhook> {
+        let now = now_ms();
+        let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
+        let secrets: Vec<&str> = new.secrets.iter().map(|s| s.as_str()).collect();
+        let mut tx = self.writer.begin().await?;
+        let id: i64 = sqlx::query_scalar::<Db, i64>(
+            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+        )
+        .bind(channel_id)
+        .bind(new.url.as_str())
+        .bind(&new.description)
+        .bind(serde_json::to_string(&events).unwrap_or_default())
+        .bind(serde_json::to_string(&secrets).unwrap_or_default())
+        .bind(new.retries)
+        .bind(new.enabled)
+        .bind((!new.enabled).then_some(DisabledReason::Manual.as_str()))
+        .bind(creator_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let hook = webhook_of(&mut tx, channel_id, id).await?;
+        tx.commit().await?;
+        Ok(hook)
+    }
+
+    async fn update_webhook(
+        &self,
+        channel_id: i64,
+        id: i64,
+        patch: &WebhookPatch,
+    ) -> Result<Webhook> {
+        let mut tx = self.writer.begin().await?;
+        let cur = webhook_of(&mut tx, channel_id, id).await?;
+        let url = patch
+            .url
+            .as_ref()
+            .map_or(cur.url.clone(), |u| u.as_str().to_owned());
+        let description = patch.description.clone().unwrap_or(cur.description.clone());
+        let events: Vec<&str> = match &patch.events {
+            Some(e) => e.iter().map(|e| e.as_str()).collect(),
+            None => cur.events.iter().map(|e| e.as_str()).collect(),
+        };
+        let secrets: Vec<&str> = match &patch.secrets {
+            Some(s) => s.iter().map(|s| s.as_str()).collect(),
+            None => cur.secrets.iter().map(String::as_str).collect(),
+        };
+        let retries = patch.retries.unwrap_or(cur.retries);
+        let (enabled, reason) = match patch.enabled {
+            Some(true) => (true, None),
+            Some(false) if cur.enabled || cur.disabled_reason.is_none() => {
+                (false, Some(DisabledReason::Manual))
+            }
+            Some(false) => (false, cur.disabled_reason),
+            None => (cur.enabled, cur.disabled_reason),
+        };
+        sqlx::query(
+            "UPDATE webhooks SET url = $1, description = $2, events = $3, secrets = $4, retries = $5, enabled = $6, \
+             disabled_reason = $7, updated_at = $8, failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END \
+             WHERE channel_id = $9 AND id = $10",
+        )
+        .bind(&url)
+        .bind(&description)
+        .bind(serde_json::to_string(&events).unwrap_or_default())
+        .bind(serde_json::to_string(&secrets).unwrap_or_default())
+        .bind(retries)
+        .bind(enabled)
+        .bind(reason.map(DisabledReason::as_str))
+        .bind(now_ms())
+        .bind(channel_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let hook = webhook_of(&mut tx, channel_id, id).await?;
+        tx.commit().await?;
+        Ok(hook)
+    }
+
+    async fn delete_webhook(&self, channel_id: i64, id: i64) -> Result<()> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE channel_id = $1 AND id = $2")
+            .bind(channel_id)
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn webhook(&self, channel_id: i64, id: i64) -> Result<Webhook> {
+        let mut c = self.reader.acquire().await?;
+        webhook_of(&mut c, channel_id, id).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        channel_id: i64,
+        filter: &WebhookFilter,
+        page: Page,
+    ) -> Result<Vec<Webhook>> {
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE channel_id = "
+        ));
+        qb.push_bind(channel_id)
+            .push(" AND id > ")
+            .push_bind(page.after.unwrap_or(0));
+        if let Some(enabled) = filter.enabled {
+            qb.push(" AND enabled = ").push_bind(enabled);
+        }
+        if let Some(event) = filter.event {
+            qb.push(" AND events LIKE ")
+                .push_bind(format!("%\"{}\"%", event.as_str()));
+        }
+        qb.push(" ORDER BY id LIMIT ").push_bind(page.limit);
+        let rows: Vec<WebhookRow> = qb.build_query_as().fetch_all(&self.reader).await?;
+        rows.into_iter().map(Webhook::try_from).collect()
+    }
+
+    async fn create_video(&self, actor: Actor, new: &NewVideo) -> Result<Changed<Video>> {
+        let mut tx = self.writer.begin().await?;
+        check_ids(
+            &mut tx,
+            "collections",
+            Kind::Collection,
+            actor.channel_id,
+            &new.collection_ids,
+            "collectionIds",
+        )
+        .await?;
+        check_ids(
+            &mut tx,
+            "users",
+            Kind::User,
+            actor.channel_id,
+            &new.tagged_user_ids,
+            "taggedUserIds",
+        )
+        .await?;
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar::<Db, i64>(
+            "INSERT INTO videos (channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+        )
+        .bind(actor.channel_id)
+        .bind(&new.title)
+        .bind(slug(&new.title))
+        .bind(&new.summary)
+        .bind(new.visibility.as_str())
+        .bind(new.presented_at)
+        .bind(new.duration)
+        .bind(new.draft)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        replace_links(
+            &mut tx,
+            "video_collections",
+            "video_id",
+            "collection_id",
+            id,
+            &new.collection_ids,
+        )
+        .await?;
+        replace_links(
+            &mut tx,
+            "video_tagged_users",
+            "video_id",
+            "user_id",
+            id,
+            &new.tagged_user_ids,
+        )
+        .await?;
+        let video = video_of(&mut tx, actor.channel_id, id).await?;
+        let mut enqueued = Vec::new();
+        if !video.draft {
+            let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+            let cat = catalog(
+                &mut tx,
+                self.channel_url(&channel.subdomain),
+                channel.id,
+                &video.tagged_user_ids,
+            )
+            .await?;
+            let object = cat.video_json(&video);
+            enqueued = emit(
+                &mut tx,
+                Scene {
+                    actor: &user,
+                    channel: &channel,
+                    catalog: &cat,
+                },
+                EventName::VideoAddedToChannel,
+                "video",
+                object,
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Changed {
+            value: video,
+            enqueued,
+        })
+    }
+
+    async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
+        let mut tx = self.writer.begin().await?;
+        let before = video_of(&mut tx, actor.channel_id, id).await?;
+        if !before.draft {
+            tx.commit().await?;
+            return Ok(Changed {
+                value: before,
+                enqueued: Vec::new(),
+            });
+        }
+        sqlx::query("UPDATE videos SET draft = FALSE, updated_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let video = video_of(&mut tx, actor.channel_id, id).await?;
+        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let cat = catalog(
+            &mut tx,
+            self.channel_url(&channel.subdomain),
+            channel.id,
+            &video.tagged_user_ids,
+        )
+        .await?;
+        let object = cat.video_json(&video);
+        let enqueued = emit(
+            &mut tx,
+            Scene {
+                actor: &user,
+                channel: &channel,
+                catalog: &cat,
+            },
+            EventName::VideoAddedToChannel,
+            "video",
+            object,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: video,
+            enqueued,
+        })
+    }
+
+    async fn update_video(
+        &self,
+        actor: Actor,
+        id: i64,
+        patch: &VideoPatch,
+    ) -> Result<Changed<Video>> {
+        let mut tx = self.writer.begin().await?;
+        let before = video_of(&mut tx, actor.channel_id, id).await?;
+        if let Some(ids) = &patch.collection_ids {
+            check_ids(
+                &mut tx,
+                "collections",
+                Kind::Collection,
+                actor.channel_id,
+                ids,
+                "collectionIds",
+            )
+            .await?;
+        }
+        if let Some(ids) = &patch.tagged_user_ids {
+            check_ids(
+                &mut tx,
+                "users",
+                Kind::User,
+                actor.channel_id,
+                ids,
+                "taggedUserIds",
+            )
+            .await?;
+        }
+        let wanted = patch.apply(&before);
+        if wanted == before {
+            tx.commit().await?;
+            return Ok(Changed {
+                value: before,
+                enqueued: Vec::new(),
+            });
+        }
+        sqlx::query(
+            "UPDATE videos SET title = $1, summary = $2, visibility = $3, presented_at = $4, duration = $5, updated_at = $6 WHERE id = $7",
+        )
+        .bind(&wanted.title)
+        .bind(&wanted.summary)
+        .bind(wanted.visibility.as_str())
+        .bind(wanted.presented_at)
+        .bind(wanted.duration)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if wanted.collection_ids != before.collection_ids {
+            replace_links(
+                &mut tx,
+                "video_collections",
+                "video_id",
+                "collection_id",
+                id,
+                &wanted.collection_ids,
+            )
+            .await?;
+        }
+        if wanted.tagged_user_ids != before.tagged_user_ids {
+            replace_links(
+                &mut tx,
+                "video_tagged_users",
+                "video_id",
+                "user_id",
+                id,
+                &wanted.tagged_user_ids,
+            )
+            .await?;
+        }
+        let after = video_of(&mut tx, actor.channel_id, id).await?;
+        let mut enqueued = Vec::new();
+        if !after.draft {
+            let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+            let mut users = before.tagged_user_ids.clone();
+            users.extend(&after.tagged_user_ids);
+            let cat = catalog(
+                &mut tx,
+                self.channel_url(&channel.subdomain),
+                channel.id,
+                &users,
+            )
+            .await?;
+            let (old, new) = (cat.video_json(&before), cat.video_json(&after));
+            let updates = event::updates(&old, &new, &VIDEO_FIELDS);
+            if !updates.is_empty() {
+                enqueued = emit(
+                    &mut tx,
+                    Scene {
+                        actor: &user,
+                        channel: &channel,
+                        catalog: &cat,
+                    },
+                    EventName::VideoUpdated,
+                    "video",
+                    new,
+                    Some(updates),
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Changed {
+            value: after,
+            enqueued,
+        })
+    }
+
+    async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
+        let mut tx = self.writer.begin().await?;
+        let video = video_of(&mut tx, actor.channel_id, id).await?;
+        let mut enqueued = Vec::new();
+        if !video.draft {
+            let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+            let cat = catalog(
+                &mut tx,
+                self.channel_url(&channel.subdomain),
+                channel.id,
+                &video.tagged_user_ids,
+            )
+            .await?;
+            let object = cat.video_json(&video);
+            enqueued = emit(
+                &mut tx,
+                Scene {
+                    actor: &user,
+                    channel: &channel,
+                    catalog: &cat,
+                },
+                EventName::VideoDeleted,
+                "video",
+                object,
+                None,
+            )
+            .await?;
+        }
+        sqlx::query("DELETE FROM videos WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: video,
+            enqueued,
+        })
+    }
+
+    async fn create_collection(
+        &self,
+        actor: Actor,
+        new: &NewCollection,
+    ) -> Result<Changed<Collection>> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(p) = new.parent_id {
+            check_ids(
+                &mut tx,
+                "collections",
+                Kind::Collection,
+                actor.channel_id,
+                &[p],
+                "parentId",
+            )
+            .await?;
+        }
+        check_ids(
+            &mut tx,
+            "users",
+            Kind::User,
+            actor.channel_id,
+            &new.admin_ids,
+            "adminIds",
+        )
+        .await?;
+        check_ids(
+            &mut tx,
+            "users",
+            Kind::User,
+            actor.channel_id,
+            &new.member_ids,
+            "memberIds",
+        )
+        .await?;
+        let now = now_ms();
+        let id: i64 = sqlx::query_scalar::<Db, i64>(
+            "INSERT INTO collections (channel_id, parent_id, name, slug, description, secret, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(actor.channel_id)
+        .bind(new.parent_id)
+        .bind(&new.name)
+        .bind(slug(&new.name))
+        .bind(&new.description)
+        .bind(new.secret)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        replace_links(
+            &mut tx,
+            "collection_admins",
+            "collection_id",
+            "user_id",
+            id,
+            &new.admin_ids,
+        )
+        .await?;
+        replace_links(
+            &mut tx,
+            "collection_members",
+            "collection_id",
+            "user_id",
+            id,
+            &new.member_ids,
+        )
+        .await?;
+        let coll = collection_of(&mut tx, actor.channel_id, id).await?;
+        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let cat = catalog(
+            &mut tx,
+            self.channel_url(&channel.subdomain),
+            channel.id,
+            &[],
+        )
+        .await?;
+        let object = cat.collection_json(&coll);
+        let enqueued = emit(
+            &mut tx,
+            Scene {
+                actor: &user,
+                channel: &channel,
+                catalog: &cat,
+            },
+            EventName::CollectionCreated,
+            "collection",
+            object,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: coll,
+            enqueued,
+        })
+    }
+
+    async fn update_collection(
+        &self,
+        actor: Actor,
+        id: i64,
+        patch: &CollectionPatch,
+    ) -> Result<Changed<Collection>> {
+        let mut tx = self.writer.begin().await?;
+        let before = collection_of(&mut tx, actor.channel_id, id).await?;
+        if let Some(Some(p)) = patch.parent_id {
+            check_ids(
+                &mut tx,
+                "collections",
+                Kind::Collection,
+                actor.channel_id,
+                &[p],
+                "parentId",
+            )
+            .await?;
+        }
+        if let Some(ids) = &patch.admin_ids {
+            check_ids(
+                &mut tx,
+                "users",
+                Kind::User,
+                actor.channel_id,
+                ids,
+                "adminIds",
+            )
+            .await?;
+        }
+        if let Some(ids) = &patch.member_ids {
+            check_ids(
+                &mut tx,
+                "users",
+                Kind::User,
+                actor.channel_id,
+                ids,
+                "memberIds",
+            )
+            .await?;
+        }
+        let wanted = patch.apply(&before);
+        if wanted == before {
+            tx.commit().await?;
+            return Ok(Changed {
+                value: before,
+                enqueued: Vec::new(),
+            });
+        }
+        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let url = self.channel_url(&channel.subdomain);
+        let old_cat = catalog(&mut tx, url.clone(), channel.id, &[]).await?;
+        if wanted.parent_id != before.parent_id {
+            check_no_cycle(
+                &all_collections(&mut tx, channel.id).await?,
+                id,
+                wanted.parent_id,
+            )?;
+        }
+        let old = old_cat.collection_json(&before);
+        sqlx::query("UPDATE collections SET name = $1, description = $2, secret = $3, parent_id = $4, updated_at = $5 WHERE id = $6")
+            .bind(&wanted.name)
+            .bind(&wanted.description)
+            .bind(wanted.secret)
+            .bind(wanted.parent_id)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if wanted.admin_ids != before.admin_ids {
+            replace_links(
+                &mut tx,
+                "collection_admins",
+                "collection_id",
+                "user_id",
+                id,
+                &wanted.admin_ids,
+            )
+            .await?;
+        }
+        if wanted.member_ids != before.member_ids {
+            replace_links(
+                &mut tx,
+                "collection_members",
+                "collection_id",
+                "user_id",
+                id,
+                &wanted.member_ids,
+            )
+            .await?;
+        }
+        let after = collection_of(&mut tx, actor.channel_id, id).await?;
+        let new_cat = catalog(&mut tx, url, channel.id, &[]).await?;
+        let new = new_cat.collection_json(&after);
+        let updates = event::updates(&old, &new, &COLLECTION_FIELDS);
+        let mut enqueued = Vec::new();
+        if !updates.is_empty() {
+            enqueued = emit(
+                &mut tx,
+                Scene {
+                    actor: &user,
+                    channel: &channel,
+                    catalog: &new_cat,
+                },
+                EventName::CollectionUpdated,
+                "collection",
+                new,
+                Some(updates),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Changed {
+            value: after,
+            enqueued,
+        })
+    }
+
+    async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>> {
+        let mut tx = self.writer.begin().await?;
+        let coll = collection_of(&mut tx, actor.channel_id, id).await?;
+        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let cat = catalog(
+            &mut tx,
+            self.channel_url(&channel.subdomain),
+            channel.id,
+            &[],
+        )
+        .await?;
+        let object = cat.deleted_collection_json(&coll);
+        let enqueued = emit(
+            &mut tx,
+            Scene {
+                actor: &user,
+                channel: &channel,
+                catalog: &cat,
+            },
+            EventName::CollectionDeleted,
+            "collection",
+            object,
+            None,
+        )
+        .await?;
+        sqlx::query("DELETE FROM collections WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Changed {
+            value: coll,
+            enqueued,
+        })
+    }
+
+    async fn video(&self, channel_id: i64, id: i64) -> Result<Video> {
+        let mut c = self.reader.acquire().await?;
+        video_of(&mut c, channel_id, id).await
+    }
+
+    async fn list_videos(&self, channel_id: i64, page: Page) -> Result<Vec<Video>> {
+        let mut c = self.reader.acquire().await?;
+        let rows = sqlx::query_as::<Db, VideoRow>(&format!(
+            "SELECT {VIDEO_COLUMNS} FROM videos WHERE channel_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(channel_id)
+        .bind(page.after.unwrap_or(0))
+        .bind(page.limit)
+        .fetch_all(&mut *c)
+        .await?;
+        hydrate_videos(&mut c, rows).await
+    }
+
+    async fn collection(&self, channel_id: i64, id: i64) -> Result<Collection> {
+        let mut c = self.reader.acquire().await?;
+        collection_of(&mut c, channel_id, id).await
+    }
+
+    async fn collections(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<Collection>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.reader.acquire().await?;
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = "
+        ));
+        qb.push_bind(channel_id).push(" AND id IN ");
+        push_list(&mut qb, ids);
+        let rows: Vec<CollectionRow> = qb.build_query_as().fetch_all(&mut *c).await?;
+        let mut by_id: HashMap<i64, Collection> = hydrate_collections(&mut c, rows)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    async fn child_collections(&self, channel_id: i64, parent_id: i64) -> Result<Vec<Collection>> {
+        let mut c = self.reader.acquire().await?;
+        let rows = sqlx::query_as::<Db, CollectionRow>(&format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = $1 AND parent_id = $2 ORDER BY id"
+        ))
+        .bind(channel_id)
+        .bind(parent_id)
+        .fetch_all(&mut *c)
+        .await?;
+        hydrate_collections(&mut c, rows).await
+    }
+
+    async fn list_collections(&self, channel_id: i64, page: Page) -> Result<Vec<Collection>> {
+        let mut c = self.reader.acquire().await?;
+        let rows = sqlx::query_as::<Db, CollectionRow>(&format!(
+            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(channel_id)
+        .bind(page.after.unwrap_or(0))
+        .bind(page.limit)
+        .fetch_all(&mut *c)
+        .await?;
+        hydrate_collections(&mut c, rows).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        channel_id: i64,
+        webhook_id: i64,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> Result<Vec<Delivery>> {
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = "
+        ));
+        qb.push_bind(channel_id)
+            .push(" AND d.webhook_id = ")
+            .push_bind(webhook_id);
+        if let Some(after) = page.after {
+            qb.push(" AND d.id < ").push_bind(after);
+        }
+        if let Some(status) = filter.status {
+            qb.push(" AND d.status = ").push_bind(status.as_str());
+        }
+        if let Some(nonces) = &filter.nonces {
+            if nonces.is_empty() {
+                return Ok(Vec::new());
+            }
+            qb.push(" AND d.nonce IN (");
+            let mut sep = qb.separated(", ");
+            for n in nonces {
+                sep.push_bind(n.clone());
+            }
+            sep.push_unseparated(")");
+        }
+        qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(page.limit);
+        let rows: Vec<DeliveryRow> = qb.build_query_as().fetch_all(&self.reader).await?;
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    async fn delivery(&self, channel_id: i64, id: i64) -> Result<Delivery> {
+        sqlx::query_as::<Db, DeliveryRow>(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = $1 AND d.id = $2"
+        ))
+        .bind(channel_id)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+
+    async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query_as::<Db, AttemptRow>(
+            "SELECT id, delivery_id, at, url, code, result, message, duration_ms, response_body \
+             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Attempt {
+                    result: AttemptResult::parse(&r.result)
+                        .ok_or_else(|| corrupt("delivery_attempts.result", &r.result))?,
+                    id: r.id,
+                    delivery_id: r.delivery_id,
+                    at: r.at,
+                    url: r.url,
+                    code: r.code,
+                    message: r.message,
+                    duration_ms: r.duration_ms,
+                    response_body: r.response_body,
+                })
+            })
+            .collect()
+    }
+
+    async fn event_data(&self, event_id: i64) -> Result<String> {
+        sqlx::query_scalar::<Db, String>("SELECT data FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn due_webhooks(&self, now: i64) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar::<Db, i64>(
+            "SELECT w.id FROM webhooks w WHERE w.enabled = TRUE AND EXISTS (\
+             SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id AND d.status IN ('PENDING', 'RETRYING') \
+             AND d.next_attempt_at <= $1) ORDER BY w.id",
+        )
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn claim(
+        &self,
+        wants: &[(i64, i64)],
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<Claimed>> {
+        let wants: Vec<(i64, i64)> = wants.iter().copied().filter(|(_, n)| *n > 0).collect();
+        if wants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease: i64 = rand::random::<i64>() & i64::MAX;
+        let mut tx = self.writer.begin().await?;
+        let mut qb = QueryBuilder::<Db>::new("UPDATE deliveries SET next_attempt_at = ");
+        qb.push_bind(lease_until)
+            .push(", lease = ")
+            .push_bind(lease)
+            .push(" WHERE id IN (");
+        for (i, (webhook_id, limit)) in wants.iter().enumerate() {
+            if i > 0 {
+                qb.push(" UNION ALL ");
+            }
+            // Per webhook, through the (webhook_id, next_attempt_at) index of queued rows: one
+            // webhook's backlog never hides another's fresh deliveries.
+            qb.push("SELECT id FROM (SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = ")
+                .push_bind(*webhook_id)
+                .push(" AND w.enabled = TRUE AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= ")
+                .push_bind(now)
+                .push(" ORDER BY d.next_attempt_at LIMIT ")
+                .push_bind(*limit)
+                .push(" ")
+                .push(DIALECT.lock_clause())
+                .push(format!(") AS q{i}"));
+        }
+        qb.push(") RETURNING id");
+        let ids: Vec<i64> = qb.build_query_scalar::<i64>().fetch_all(&mut *tx).await?;
+        let mut rows: Vec<ClaimRow> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "SELECT d.id AS delivery_id, d.webhook_id, d.lease, d.nonce, e.name AS event_name, e.at AS event_at, e.data, \
+                 d.retries, w.retries AS max_retries, w.url, w.secrets \
+                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id WHERE d.id IN ",
+            );
+            push_list(&mut qb, chunk);
+            rows.extend(qb.build_query_as::<ClaimRow>().fetch_all(&mut *tx).await?);
+        }
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Claimed {
+                    event: EventName::parse(&r.event_name)
+                        .ok_or_else(|| corrupt("events.name", &r.event_name))?,
+                    secrets: serde_json::from_str(&r.secrets)
+                        .map_err(|_| corrupt("webhooks.secrets", "(redacted)"))?,
+                    delivery_id: r.delivery_id,
+                    webhook_id: r.webhook_id,
+                    lease: r.lease.unwrap_or(lease),
+                    nonce: r.nonce,
+                    event_at: r.event_at,
+                    data: r.data,
+                    retries_made: r.retries,
+                    max_retries: r.max_retries,
+                    url: r.url,
+                })
+            })
+            .collect()
+    }
+
+    async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        for chunk in records.chunks(CHUNK) {
+            insert_attempts(&mut tx, chunk).await?;
+            update_deliveries(&mut tx, chunk, now).await?;
+        }
+        let ids = |f: &dyn Fn(&Fate) -> bool| {
+            sorted_unique(
+                records
+                    .iter()
+                    .filter(|r| f(&r.fate))
+                    .map(|r| r.webhook_id)
+                    .collect(),
+            )
+        };
+        let failed = ids(&|f| matches!(f, Fate::Failed { gone: false }));
+        let gone = ids(&|f| matches!(f, Fate::Failed { gone: true }));
+        let succeeded = ids(&|f| matches!(f, Fate::Succeeded));
+        let failing = "FAILING";
+        update_webhooks_where(
+            &mut tx,
+            &format!("failing_since = {now}"),
+            &failed,
+            " AND failing_since IS NULL",
+        )
+        .await?;
+        update_webhooks_where(
+            &mut tx,
+            "failing_since = NULL",
+            &succeeded,
+            " AND failing_since IS NOT NULL",
+        )
+        .await?;
+        let cutoff = now.saturating_sub(disable_after_ms);
+        update_webhooks_where(
+            &mut tx,
+            &format!("enabled = FALSE, disabled_reason = '{failing}', updated_at = {now}"),
+            &failed,
+            &format!(" AND enabled = TRUE AND failing_since <= {cutoff}"),
+        )
+        .await?;
+        update_webhooks_where(
+            &mut tx,
+            &format!("enabled = FALSE, disabled_reason = '{failing}', updated_at = {now}"),
+            &gone,
+            " AND enabled = TRUE",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()> {
+        for chunk in claims.chunks(CHUNK) {
+            let mut qb =
+                QueryBuilder::<Db>::new("UPDATE deliveries SET lease = NULL, next_attempt_at = ");
+            qb.push_bind(now).push(" FROM (");
+            qb.push_values(chunk, |mut b, (id, lease)| {
+                b.push_bind(*id).push_bind(*lease);
+            });
+            qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
+            qb.build().execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at";
+
+async fn webhook_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Webhook> {
+    sqlx::query_as::<Db, WebhookRow>(&format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE channel_id = $1 AND id = $2"
+    ))
+    .bind(channel_id)
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or(StoreError::NotFound)?
+    .try_into()
+}

@@ -1,0 +1,384 @@
+//! The delivery engine: claim → send → record → reschedule.
+//!
+//! One dispatcher claims due deliveries in short transactions, per webhook and within two
+//! bounds: a global number of attempts in flight, and a per-webhook number, so a receiver that
+//! hangs holds at most its own share while every other webhook keeps flowing. Each claimed
+//! delivery is sent by its own task, outside any transaction. Outcomes go to one recorder task
+//! that writes them in batches (one transaction for many attempts). Retries are scheduled in the
+//! database (`next_attempt_at`), never slept on in-process.
+//!
+//! Durability: a claim pushes a delivery's due time one lease ahead. If the process dies before
+//! the outcome is recorded, the delivery is due again when the lease runs out and is attempted
+//! again: at-least-once, with the nonce for receivers to drop duplicates. On shutdown the
+//! dispatcher stops claiming, lets attempts in flight finish for a grace period, records them,
+//! and hands back the rest.
+
+pub mod sender;
+
+use crate::domain::delivery::{decide, Next};
+use crate::domain::event;
+use crate::domain::ids::{encode, Kind};
+use crate::domain::retry::RetryPolicy;
+use crate::domain::time::now_ms;
+use crate::store::{Claimed, Fate, Recorded, SharedStore};
+use sender::{Request, Sender};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{info_span, warn, Instrument};
+
+/// Tells the dispatcher that deliveries were enqueued for these webhooks.
+#[derive(Default)]
+pub struct Wakeup {
+    webhooks: Mutex<HashSet<i64>>,
+    notify: Notify,
+}
+
+impl Wakeup {
+    pub fn wake(&self, webhook_ids: &[i64]) {
+        if webhook_ids.is_empty() {
+            return;
+        }
+        if let Ok(mut set) = self.webhooks.lock() {
+            set.extend(webhook_ids);
+        }
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> HashSet<i64> {
+        self.webhooks
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+}
+
+/// The engine's settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    pub disable_after: Duration,
+    pub max_in_flight: usize,
+    pub webhook_concurrency: usize,
+    pub poll: Duration,
+}
+
+impl EngineConfig {
+    /// How long a claim holds a delivery: the attempt's time limit plus a margin.
+    fn lease(&self) -> Duration {
+        self.timeout + Duration::from_secs(30)
+    }
+}
+
+/// What [`Engine::run_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Rescheduled,
+    Failed,
+    /// Nothing was due.
+    Idle,
+}
+
+pub struct Engine {
+    store: SharedStore,
+    sender: Sender,
+    config: EngineConfig,
+    wakeup: Arc<Wakeup>,
+}
+
+impl Engine {
+    pub fn new(
+        store: SharedStore,
+        sender: Sender,
+        config: EngineConfig,
+        wakeup: Arc<Wakeup>,
+    ) -> Self {
+        Engine {
+            store,
+            sender,
+            config,
+            wakeup,
+        }
+    }
+
+    /// Claims one due delivery, attempts it and records the outcome. For tests and tools that
+    /// drive the engine by hand.
+    pub async fn run_once(&self) -> crate::store::Result<Outcome> {
+        let now = now_ms();
+        let due = self.store.due_webhooks(now).await?;
+        let Some(first) = due.first() else {
+            return Ok(Outcome::Idle);
+        };
+        let claimed = self
+            .store
+            .claim(&[(*first, 1)], now, now + ms(self.config.lease()))
+            .await?;
+        let Some(claim) = claimed.into_iter().next() else {
+            return Ok(Outcome::Idle);
+        };
+        let record = attempt(&self.sender, &self.config, claim).await;
+        let outcome = match record.fate {
+            Fate::Succeeded => Outcome::Delivered,
+            Fate::Retry { .. } => Outcome::Rescheduled,
+            Fate::Failed { .. } => Outcome::Failed,
+        };
+        self.store
+            .record(&[record], now_ms(), ms(self.config.disable_after))
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Delivers until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (record_tx, record_rx) = mpsc::unbounded_channel::<Recorded>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, i64, i64)>();
+        let recorder = tokio::spawn(record_loop(
+            self.store.clone(),
+            record_rx,
+            ms(self.config.disable_after),
+        ));
+        // Claims in flight: delivery id -> (webhook id, lease).
+        let mut in_flight: HashMap<i64, (i64, i64)> = HashMap::new();
+        let mut per_webhook: HashMap<i64, usize> = HashMap::new();
+        let mut candidates: HashSet<i64> = HashSet::new();
+        let mut poll_due = true;
+        let mut tasks = tokio::task::JoinSet::new();
+
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            candidates.extend(self.wakeup.take());
+            if poll_due {
+                poll_due = false;
+                match self.store.due_webhooks(now_ms()).await {
+                    Ok(ids) => candidates.extend(ids),
+                    Err(e) => warn!(error = %e, "could not look for due deliveries"),
+                }
+            }
+            let free = self.config.max_in_flight.saturating_sub(in_flight.len());
+            if free > 0 && !candidates.is_empty() {
+                let mut wants: Vec<(i64, i64)> = Vec::new();
+                let mut budget = free;
+                let mut ordered: Vec<i64> = candidates.iter().copied().collect();
+                ordered.sort_unstable();
+                for w in ordered {
+                    let room = self
+                        .config
+                        .webhook_concurrency
+                        .saturating_sub(per_webhook.get(&w).copied().unwrap_or(0));
+                    let n = room.min(budget);
+                    if n > 0 {
+                        wants.push((w, i64::try_from(n).unwrap_or(i64::MAX)));
+                        budget -= n;
+                    }
+                    if budget == 0 {
+                        break;
+                    }
+                }
+                if !wants.is_empty() {
+                    let now = now_ms();
+                    match self
+                        .store
+                        .claim(&wants, now, now + ms(self.config.lease()))
+                        .await
+                    {
+                        Ok(claimed) => {
+                            let mut got: HashMap<i64, i64> = HashMap::new();
+                            for c in &claimed {
+                                *got.entry(c.webhook_id).or_default() += 1;
+                            }
+                            for (w, asked) in &wants {
+                                if got.get(w).copied().unwrap_or(0) < *asked {
+                                    candidates.remove(w); // drained for now
+                                }
+                            }
+                            for claim in claimed {
+                                in_flight
+                                    .insert(claim.delivery_id, (claim.webhook_id, claim.lease));
+                                *per_webhook.entry(claim.webhook_id).or_default() += 1;
+                                let (sender, config) = (self.sender.clone(), self.config.clone());
+                                let (record_tx, done_tx) = (record_tx.clone(), done_tx.clone());
+                                let span = info_span!(
+                                    "attempt",
+                                    delivery.id = claim.delivery_id,
+                                    webhook.id = claim.webhook_id,
+                                    attempt = claim.retries_made + 1
+                                );
+                                tasks.spawn(
+                                    async move {
+                                        let ids =
+                                            (claim.delivery_id, claim.webhook_id, claim.lease);
+                                        let record = attempt(&sender, &config, claim).await;
+                                        let _ = record_tx.send(record);
+                                        let _ = done_tx.send(ids);
+                                    }
+                                    .instrument(span),
+                                );
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "could not claim deliveries"),
+                    }
+                }
+            }
+            // Reap finished tasks so the set does not grow.
+            while tasks.try_join_next().is_some() {}
+            let saturated = in_flight.len() >= self.config.max_in_flight;
+            let more_ready = !candidates.is_empty() && !saturated && {
+                candidates.iter().any(|w| {
+                    per_webhook.get(w).copied().unwrap_or(0) < self.config.webhook_concurrency
+                })
+            };
+            if more_ready {
+                // Drain completions without waiting, then claim again.
+                while let Ok(done) = done_rx.try_recv() {
+                    finish(&mut in_flight, &mut per_webhook, done);
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = self.wakeup.notify.notified() => {}
+                Some(done) = done_rx.recv() => {
+                    finish(&mut in_flight, &mut per_webhook, done);
+                    while let Ok(done) = done_rx.try_recv() {
+                        finish(&mut in_flight, &mut per_webhook, done);
+                    }
+                }
+                _ = tokio::time::sleep(self.config.poll) => { poll_due = true; }
+                _ = shutdown.changed() => {}
+            }
+        }
+
+        // Shutdown: let attempts in flight finish for a grace period, then hand back the rest.
+        let grace = self.config.timeout.min(Duration::from_secs(10));
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        tasks.abort_all();
+        while let Ok(done) = done_rx.try_recv() {
+            finish(&mut in_flight, &mut per_webhook, done);
+        }
+        drop(record_tx);
+        if let Err(e) = recorder.await {
+            warn!(error = %e, "recorder stopped abnormally");
+        }
+        let unfinished: Vec<(i64, i64)> = in_flight
+            .iter()
+            .map(|(d, (_, lease))| (*d, *lease))
+            .collect();
+        if !unfinished.is_empty() {
+            if let Err(e) = self.store.release(&unfinished, now_ms()).await {
+                warn!(error = %e, count = unfinished.len(), "could not hand back deliveries; they are retried when their lease ends");
+            }
+        }
+    }
+}
+
+fn finish(
+    in_flight: &mut HashMap<i64, (i64, i64)>,
+    per_webhook: &mut HashMap<i64, usize>,
+    (delivery, webhook, _lease): (i64, i64, i64),
+) {
+    in_flight.remove(&delivery);
+    if let Some(n) = per_webhook.get_mut(&webhook) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            per_webhook.remove(&webhook);
+        }
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sends one claimed delivery and decides what becomes of it.
+async fn attempt(sender: &Sender, config: &EngineConfig, claim: Claimed) -> Recorded {
+    let hook_id = encode(Kind::Webhook, claim.webhook_id);
+    let event_name = claim.event.as_str();
+    let body = event::body(
+        &hook_id,
+        &claim.nonce,
+        claim.event_at,
+        event_name,
+        &claim.data,
+    );
+    let response = sender
+        .send(&Request {
+            url: &claim.url,
+            hook_id: &hook_id,
+            event: event_name,
+            nonce: &claim.nonce,
+            secrets: &claim.secrets,
+            body: &body,
+        })
+        .await;
+    let unit: f64 = rand::random();
+    let next = decide(
+        &response.outcome,
+        claim.retries_made,
+        claim.max_retries,
+        &config.retry,
+        unit,
+    );
+    let at = response.at.timestamp_millis();
+    let fate = match next {
+        Next::Succeeded => Fate::Succeeded,
+        Next::Retry(delay) => Fate::Retry {
+            at: now_ms() + ms(delay),
+        },
+        Next::Failed { gone } => Fate::Failed { gone },
+    };
+    Recorded {
+        delivery_id: claim.delivery_id,
+        webhook_id: claim.webhook_id,
+        lease: claim.lease,
+        at,
+        url: claim.url,
+        code: response.outcome.code.map(i64::from),
+        result: response.outcome.result,
+        message: response.outcome.message,
+        duration_ms: ms(response.duration),
+        response_body: response.response_body,
+        fate,
+    }
+}
+
+/// Writes outcomes in batches: whatever has arrived while the previous batch was written goes
+/// into the next transaction. A batch that cannot be written is tried again; its deliveries'
+/// leases keep them safe meanwhile.
+async fn record_loop(
+    store: SharedStore,
+    mut rx: mpsc::UnboundedReceiver<Recorded>,
+    disable_after_ms: i64,
+) {
+    const MAX_BATCH: usize = 1024;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut tries = 0u32;
+        loop {
+            match store.record(&batch, now_ms(), disable_after_ms).await {
+                Ok(()) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    warn!(error = %e, tries, "could not record attempts; trying again");
+                    tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
+                }
+                Err(e) => {
+                    warn!(error = %e, count = batch.len(), "giving up recording attempts; their deliveries are retried when their lease ends");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,310 @@
+//! The outbound HTTP client: builds, signs and sends one attempt, and reads the answer.
+//!
+//! The destination guard lives in the DNS resolver: outside dev mode every address a name
+//! resolves to is checked, and the connection is made only to the addresses that passed, so a
+//! name cannot resolve to a public address for the check and a private one for the connection
+//! (DNS rebinding). URLs with a literal IP are checked before the request.
+
+use crate::domain::delivery::{AttemptOutcome, AttemptResult, RESPONSE_BODY_CAP};
+use crate::domain::net::NetPolicy;
+use chrono::{DateTime, Utc};
+use herald_verify::{
+    format_timestamp, header, rewatch_signatures_header, standard_signatures_header,
+};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `User-Agent` of every delivery.
+pub const USER_AGENT_VALUE: &str = concat!("Herald Webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// What an attempt sends.
+pub struct Request<'a> {
+    pub url: &'a str,
+    pub hook_id: &'a str,
+    pub event: &'a str,
+    pub nonce: &'a str,
+    pub secrets: &'a [String],
+    pub body: &'a str,
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub outcome: AttemptOutcome,
+    pub at: DateTime<Utc>,
+    pub duration: Duration,
+    pub response_body: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    timeout: Duration,
+    policy: NetPolicy,
+}
+
+struct GuardedResolver {
+    policy: NetPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check(a.ip()) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        refused.get_or_insert(why);
+                        false
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
+                return Err(Box::new(Refused(format!("{host}: {why}")))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// A destination herald may not contact.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "destination refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl Sender {
+    pub fn new(timeout: Duration, policy: NetPolicy) -> reqwest::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: policy.clone(),
+            }))
+            .connect_timeout(timeout)
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Sender {
+            client,
+            timeout,
+            policy,
+        })
+    }
+
+    /// Signs and sends one attempt; never fails, the outcome says what happened.
+    pub async fn send(&self, req: &Request<'_>) -> Response {
+        let at = Utc::now();
+        let started = Instant::now();
+        let (outcome, response_body) = match self.check_literal(req.url) {
+            Err(why) => (
+                failure(
+                    AttemptResult::ConnectionError,
+                    None,
+                    format!("destination refused: {why}"),
+                ),
+                None,
+            ),
+            Ok(()) => match tokio::time::timeout(self.timeout, self.exchange(req, at)).await {
+                Ok(done) => done,
+                Err(_) => (
+                    failure(
+                        AttemptResult::RequestTimeout,
+                        None,
+                        format!("no answer within {} ms", self.timeout.as_millis()),
+                    ),
+                    None,
+                ),
+            },
+        };
+        Response {
+            outcome,
+            at,
+            duration: started.elapsed(),
+            response_body,
+        }
+    }
+
+    fn check_literal(&self, url: &str) -> Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let ip: Option<IpAddr> = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => Some(v4.into()),
+            Some(url::Host::Ipv6(v6)) => Some(v6.into()),
+            _ => None,
+        };
+        match ip {
+            Some(ip) => self.policy.check(ip),
+            None => Ok(()),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        req: &Request<'_>,
+        at: DateTime<Utc>,
+    ) -> (AttemptOutcome, Option<String>) {
+        let headers = match signed_headers(req, at) {
+            Ok(h) => h,
+            Err(e) => return (failure(AttemptResult::Unknown, None, e), None),
+        };
+        let sent = self
+            .client
+            .post(req.url)
+            .headers(headers)
+            .body(req.body.to_owned())
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return (classify(&e), None),
+        };
+        let status = resp.status();
+        let retry_after = if status.as_u16() == 429 || status.as_u16() == 503 {
+            resp.headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after)
+        } else {
+            None
+        };
+        let mut body = Vec::new();
+        while body.len() < RESPONSE_BODY_CAP {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => body
+                    .extend_from_slice(&chunk[..chunk.len().min(RESPONSE_BODY_CAP - body.len())]),
+                Ok(None) => break,
+                // The status decides the outcome; a body cut short is still recorded as read.
+                Err(_) => break,
+            }
+        }
+        let text = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
+        let code = Some(status.as_u16());
+        let outcome = if status.is_success() {
+            AttemptOutcome {
+                result: AttemptResult::Success,
+                code,
+                message: None,
+                retry_after: None,
+            }
+        } else {
+            AttemptOutcome {
+                result: AttemptResult::RequestFailure,
+                code,
+                message: Some(format!("receiver answered {status}")),
+                retry_after,
+            }
+        };
+        (outcome, text)
+    }
+}
+
+fn failure(result: AttemptResult, code: Option<u16>, message: String) -> AttemptOutcome {
+    AttemptOutcome {
+        result,
+        code,
+        message: Some(message),
+        retry_after: None,
+    }
+}
+
+/// The whole cause chain of an error, which holds the guard's reason when it refused.
+fn describe(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn classify(e: &reqwest::Error) -> AttemptOutcome {
+    let result = if e.is_timeout() {
+        AttemptResult::RequestTimeout
+    } else if e.is_connect() || e.is_request() {
+        AttemptResult::ConnectionError
+    } else {
+        AttemptResult::Unknown
+    };
+    failure(result, None, describe(e))
+}
+
+/// `Retry-After`: delay seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = DateTime::parse_from_rfc2822(value).ok()?;
+    let ms = when.timestamp_millis() - Utc::now().timestamp_millis();
+    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+}
+
+fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, String> {
+    let timestamp = format_timestamp(at);
+    let unix = at.timestamp();
+    let rewatch =
+        rewatch_signatures_header(req.secrets, req.hook_id, req.event, req.nonce, &timestamp);
+    let standard = standard_signatures_header(req.secrets, req.nonce, unix, req.body.as_bytes());
+    let mut h = HeaderMap::with_capacity(11);
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(
+        ACCEPT,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    let pairs = [
+        (header::HOOK_ID, req.hook_id.to_owned()),
+        (header::EVENT, req.event.to_owned()),
+        (header::NONCE, req.nonce.to_owned()),
+        (header::TIMESTAMP, timestamp),
+        (header::SIGNATURES, rewatch),
+        (header::WEBHOOK_ID, req.nonce.to_owned()),
+        (header::WEBHOOK_TIMESTAMP, unix.to_string()),
+        (header::WEBHOOK_SIGNATURE, standard),
+    ];
+    for (name, value) in pairs {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_str(&value).map_err(|e| format!("header {name}: {e}"))?;
+        h.insert(name, value);
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}
