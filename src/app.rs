@@ -87,6 +87,7 @@ impl App {
                 max_in_flight: config.max_in_flight,
                 webhook_concurrency: config.webhook_concurrency,
                 poll: Duration::from_millis(config.poll_ms),
+                shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             },
             wakeup.clone(),
         ));

@@ -118,6 +118,16 @@ pub struct Config {
     /// wakes the workers at once), in milliseconds.
     #[arg(long, env = "HERALD_POLL_MS", default_value_t = 500, global = true)]
     pub poll_ms: u64,
+
+    /// On shutdown, how long attempts in flight may still finish before they are handed back
+    /// (to be made again by the next process), in milliseconds.
+    #[arg(
+        long,
+        env = "HERALD_SHUTDOWN_GRACE_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub shutdown_grace_ms: u64,
 }
 
 /// A setting that cannot work.
@@ -217,6 +227,7 @@ impl std::fmt::Debug for Config {
             .field("max_in_flight", &self.max_in_flight)
             .field("webhook_concurrency", &self.webhook_concurrency)
             .field("poll_ms", &self.poll_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .finish()
     }
 }

@@ -63,12 +63,15 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     pub webhook_concurrency: usize,
     pub poll: Duration,
+    /// On shutdown, how long attempts in flight may finish before they are handed back.
+    pub shutdown_grace: Duration,
 }
 
 impl EngineConfig {
-    /// How long a claim holds a delivery: the attempt's time limit plus a margin.
+    /// How long a claim holds a delivery: twice the attempt's time limit plus a second, so only
+    /// a worker that died (or hung far past its limit) loses its claim.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
+        self.timeout * 2 + Duration::from_secs(1)
     }
 }
 
@@ -253,9 +256,10 @@ impl Engine {
         }
 
         // Shutdown: let attempts in flight finish for a grace period, then hand back the rest.
-        let grace = self.config.timeout.min(Duration::from_secs(10));
-        let _ =
-            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(self.config.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
         tasks.abort_all();
         while let Ok(done) = done_rx.try_recv() {
             finish(&mut in_flight, &mut per_webhook, done);
