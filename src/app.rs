@@ -95,6 +95,7 @@ impl App {
             store: store.clone(),
             net: config.net_policy(),
             wakeup,
+            engine: engine.clone(),
         };
         Ok(App {
             config,

@@ -21,16 +21,19 @@ pub enum EventName {
     CollectionCreated,
     CollectionUpdated,
     CollectionDeleted,
+    /// A test delivery asked for by an admin (`testWebhook`): `actor` and `channel` only.
+    Ping,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 6] = [
+    pub const ALL: [EventName; 7] = [
         EventName::VideoAddedToChannel,
         EventName::VideoUpdated,
         EventName::VideoDeleted,
         EventName::CollectionCreated,
         EventName::CollectionUpdated,
         EventName::CollectionDeleted,
+        EventName::Ping,
     ];
 
     /// The wire name: `video.addedToChannel`.
@@ -42,6 +45,7 @@ impl EventName {
             EventName::CollectionCreated => "collection.created",
             EventName::CollectionUpdated => "collection.updated",
             EventName::CollectionDeleted => "collection.deleted",
+            EventName::Ping => "ping",
         }
     }
 
@@ -49,13 +53,17 @@ impl EventName {
         EventName::ALL.into_iter().find(|e| e.as_str() == s)
     }
 
-    /// The subscription that receives this event.
-    pub fn subscribed_by(self) -> WebhookEvent {
+    /// The subscription that receives this event; `None` for pings, sent to one webhook on
+    /// request whatever it subscribes to.
+    pub fn subscribed_by(self) -> Option<WebhookEvent> {
         match self {
             EventName::VideoAddedToChannel | EventName::VideoUpdated | EventName::VideoDeleted => {
-                WebhookEvent::Video
+                Some(WebhookEvent::Video)
             }
-            _ => WebhookEvent::Collection,
+            EventName::CollectionCreated
+            | EventName::CollectionUpdated
+            | EventName::CollectionDeleted => Some(WebhookEvent::Collection),
+            EventName::Ping => None,
         }
     }
 }
@@ -229,6 +237,14 @@ pub fn updates(before: &Value, after: &Value, fields: &[&str]) -> Map<String, Va
         }
     }
     out
+}
+
+/// The frozen part of a ping: `actor` and `channel`.
+pub fn ping_data(actor: Value, channel: Value) -> String {
+    let mut m = Map::new();
+    m.insert("actor".into(), actor);
+    m.insert("channel".into(), channel);
+    Value::Object(m).to_string()
 }
 
 /// The frozen object part of a payload: `actor`, `channel`, then `object_key` (`video` or

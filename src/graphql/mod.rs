@@ -15,7 +15,7 @@ use crate::domain::ids::{self, Kind};
 use crate::domain::net::NetPolicy;
 use crate::domain::Invalid;
 use crate::store::{Page, SharedStore, StoreError};
-use crate::worker::Wakeup;
+use crate::worker::{Engine, Wakeup};
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{
     Context, EmptySubscription, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType,
@@ -43,6 +43,7 @@ pub struct Services {
     pub store: SharedStore,
     pub net: NetPolicy,
     pub wakeup: Arc<Wakeup>,
+    pub engine: Arc<Engine>,
 }
 
 #[derive(MergedObject, Default)]
@@ -276,6 +277,7 @@ graphql_enum!(
         CollectionCreated => CollectionCreated,
         CollectionUpdated => CollectionUpdated,
         CollectionDeleted => CollectionDeleted,
+        Ping => Ping,
     }
 );
 graphql_enum!(

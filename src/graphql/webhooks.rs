@@ -1,6 +1,7 @@
 //! Webhook mutations (admins only).
 
-use super::objects::WebhookObject;
+use super::objects::{DeliveryObject, WebhookObject};
+use super::Services;
 use super::{
     input_id, internal, outcome, services, viewer, UserError, ViewerObject, WebhookEvent,
     ADMIN_ONLY,
@@ -8,6 +9,7 @@ use super::{
 use crate::domain::content::Role;
 use crate::domain::ids::Kind;
 use crate::domain::net::NetPolicy;
+use crate::domain::time::now_ms;
 use crate::domain::webhook::{self as rules, NewWebhook, WebhookPatch, WebhookUrl};
 use crate::domain::Invalid;
 use crate::store::StoreError;
@@ -28,6 +30,9 @@ pub struct CreateWebhookInput {
     pub retries: Option<i32>,
     /// Default `true`.
     pub enabled: Option<bool>,
+    /// When given, herald first checks the endpoint (`GET <url>?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
+    /// must echo `{"hub.challenge": …}` within 2 s) and saves nothing if it does not.
+    pub verify_token: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -43,6 +48,30 @@ pub struct UpdateWebhookInput {
     pub retries: Option<i32>,
     /// `false` disables it (`disabledReason: MANUAL`); `true` enables it again.
     pub enabled: Option<bool>,
+    /// When given, the (new or current) URL must pass the endpoint handshake first.
+    pub verify_token: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct TestWebhookInput {
+    pub client_mutation_id: Option<String>,
+    pub webhook_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct RedeliverWebhookDeliveryInput {
+    pub client_mutation_id: Option<String>,
+    pub delivery_id: ID,
+}
+
+/// The payload of `testWebhook` and `redeliverWebhookDelivery`.
+#[derive(SimpleObject)]
+pub struct WebhookDeliveryPayload {
+    pub client_mutation_id: Option<String>,
+    pub viewer: ViewerObject,
+    /// The delivery, with the attempt just made last in its `attempts`.
+    pub delivery: Option<DeliveryObject>,
+    pub errors: Vec<UserError>,
 }
 
 #[derive(InputObject)]
@@ -148,6 +177,48 @@ fn parse_patch(
     }
 }
 
+const MAX_VERIFY_TOKEN_LEN: usize = 256;
+
+/// Runs the endpoint handshake when a verify token is given.
+async fn handshake(svc: &Services, url: &str, token: Option<&str>) -> Result<(), Vec<UserError>> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    if token.is_empty() || token.chars().count() > MAX_VERIFY_TOKEN_LEN {
+        return Err(vec![UserError::at(
+            "verifyToken",
+            format!("verifyToken must be 1 to {MAX_VERIFY_TOKEN_LEN} characters"),
+        )]);
+    }
+    svc.engine
+        .sender()
+        .handshake(url, token)
+        .await
+        .map_err(|why| {
+            vec![UserError::at(
+                "verifyToken",
+                format!("The endpoint failed verification: {why}"),
+            )]
+        })
+}
+
+/// Attempts a claimed delivery now and answers with the delivery as it is afterwards.
+async fn attempt_now(
+    svc: &Services,
+    channel_id: i64,
+    claimed: Result<crate::store::Claimed, StoreError>,
+    id_field: &str,
+) -> Result<(Option<DeliveryObject>, Vec<UserError>)> {
+    let claim = match outcome(claimed, id_field)? {
+        Ok(c) => c,
+        Err(errors) => return Ok((None, errors)),
+    };
+    let id = claim.delivery_id;
+    svc.engine.attempt_now(claim).await.map_err(internal)?;
+    let delivery = svc.store.delivery(channel_id, id).await.map_err(internal)?;
+    Ok((Some(DeliveryObject(delivery)), Vec::new()))
+}
+
 fn admin_only() -> Vec<UserError> {
     vec![UserError::general(ADMIN_ONLY)]
 }
@@ -164,11 +235,16 @@ impl WebhookMutations {
         input: CreateWebhookInput,
     ) -> Result<CreateWebhookPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let parsed = if user.role == Role::Admin {
+        let mut parsed = if user.role == Role::Admin {
             parse_new(&input, &svc.net)
         } else {
             Err(admin_only())
         };
+        if let Ok(new) = &parsed {
+            if let Err(e) = handshake(svc, new.url.as_str(), input.verify_token.as_deref()).await {
+                parsed = Err(e);
+            }
+        }
         let (webhook, errors) = match parsed {
             Err(errors) => (None, errors),
             Ok(new) => match outcome(
@@ -196,11 +272,22 @@ impl WebhookMutations {
         input: UpdateWebhookInput,
     ) -> Result<UpdateWebhookPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let parsed = if user.role == Role::Admin {
+        let mut parsed = if user.role == Role::Admin {
             parse_patch(&input, &svc.net)
         } else {
             Err(admin_only())
         };
+        if let (Ok((id, patch)), Some(token)) = (&parsed, input.verify_token.as_deref()) {
+            let url = match &patch.url {
+                Some(u) => Some(u.as_str().to_owned()),
+                None => found_url(svc, user.channel_id, *id).await?,
+            };
+            if let Some(url) = url {
+                if let Err(e) = handshake(svc, &url, Some(token)).await {
+                    parsed = Err(e);
+                }
+            }
+        }
         let (webhook, errors) = match parsed {
             Err(errors) => (None, errors),
             Ok((id, patch)) => match outcome(
@@ -221,6 +308,73 @@ impl WebhookMutations {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
             webhook,
+            errors,
+        })
+    }
+
+    /// Sends a `ping` event to the webhook now (enabled or not) and answers with the delivery
+    /// and its first attempt's outcome. Pings are not retried. Admins only.
+    async fn test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        input: TestWebhookInput,
+    ) -> Result<WebhookDeliveryPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let (delivery, errors) = if user.role != Role::Admin {
+            (None, admin_only())
+        } else {
+            match input_id(Kind::Webhook, &input.webhook_id, "webhookId") {
+                Err(e) => (None, vec![e.into()]),
+                Ok(id) => {
+                    let now = now_ms();
+                    let claimed = svc
+                        .store
+                        .claim_ping(
+                            user.channel_id,
+                            user.id,
+                            id,
+                            now,
+                            svc.engine.lease_until(now),
+                        )
+                        .await;
+                    attempt_now(svc, user.channel_id, claimed, "webhookId").await?
+                }
+            }
+        };
+        Ok(WebhookDeliveryPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            delivery,
+            errors,
+        })
+    }
+
+    /// Sends a delivery again now, whatever its status: same nonce and body, fresh timestamp
+    /// and signatures, the new attempt appended to its log. Admins only.
+    async fn redeliver_webhook_delivery(
+        &self,
+        ctx: &Context<'_>,
+        input: RedeliverWebhookDeliveryInput,
+    ) -> Result<WebhookDeliveryPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let (delivery, errors) = if user.role != Role::Admin {
+            (None, admin_only())
+        } else {
+            match input_id(Kind::WebhookDelivery, &input.delivery_id, "deliveryId") {
+                Err(e) => (None, vec![e.into()]),
+                Ok(id) => {
+                    let claimed = svc
+                        .store
+                        .claim_delivery(user.channel_id, id, svc.engine.lease_until(now_ms()))
+                        .await;
+                    attempt_now(svc, user.channel_id, claimed, "deliveryId").await?
+                }
+            }
+        };
+        Ok(WebhookDeliveryPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            delivery,
             errors,
         })
     }
@@ -253,4 +407,9 @@ impl WebhookMutations {
             errors,
         })
     }
+}
+
+/// The current URL of a webhook, `None` when it does not exist (the update then reports it).
+async fn found_url(svc: &Services, channel_id: i64, id: i64) -> Result<Option<String>> {
+    Ok(super::found(svc.store.webhook(channel_id, id).await)?.map(|w| w.url))
 }

@@ -246,6 +246,24 @@ pub trait Store: Send + Sync + 'static {
     /// else. Webhooks whose deliveries have all failed since `now - disable_after_ms` are
     /// disabled (`FAILING`), and so are webhooks whose receiver answered `410 Gone`.
     async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()>;
+    /// Writes a ping event and one delivery of it to this webhook (enabled or not), claimed
+    /// until `lease_until` for an attempt right away.
+    async fn claim_ping(
+        &self,
+        channel_id: i64,
+        actor_id: i64,
+        webhook_id: i64,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Claimed>;
+    /// Claims one delivery of the channel for an attempt right away, whatever its status (a
+    /// redelivery: same nonce and body, a new attempt in its log).
+    async fn claim_delivery(
+        &self,
+        channel_id: i64,
+        delivery_id: i64,
+        lease_until: i64,
+    ) -> Result<Claimed>;
     /// Hands claimed deliveries (`(delivery id, lease)`) back unattempted: due again at `now`.
     async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()>;
 }

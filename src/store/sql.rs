@@ -530,11 +530,12 @@ async fn emit(
     .bind(&data)
     .fetch_one(&mut *c)
     .await?;
+    let subscription = name.subscribed_by().map_or("", |s| s.as_str());
     let hooks: Vec<(i64, String)> = sqlx::query_as::<Db, (i64, String)>(
         "SELECT id, url FROM webhooks WHERE channel_id = $1 AND enabled = TRUE AND events LIKE $2 ORDER BY id",
     )
     .bind(channel.id)
-    .bind(format!("%\"{}\"%", name.subscribed_by().as_str()))
+    .bind(format!("%\"{subscription}\"%"))
     .fetch_all(&mut *c)
     .await?;
     for chunk in hooks.chunks(CHUNK) {
@@ -642,6 +643,44 @@ async fn update_webhooks_where(c: &mut Conn, set: &str, ids: &[i64], extra: &str
         qb.build().execute(&mut *c).await?;
     }
     Ok(())
+}
+
+/// What attempts of the claimed deliveries `ids` need. Pings are never retried.
+async fn load_claims(c: &mut Conn, ids: &[i64], lease: i64) -> Result<Vec<Claimed>> {
+    let mut rows: Vec<ClaimRow> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT d.id AS delivery_id, d.webhook_id, d.lease, d.nonce, e.name AS event_name, e.at AS event_at, e.data, \
+             d.retries, w.retries AS max_retries, w.url, w.secrets \
+             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id WHERE d.id IN ",
+        );
+        push_list(&mut qb, chunk);
+        rows.extend(qb.build_query_as::<ClaimRow>().fetch_all(&mut *c).await?);
+    }
+    rows.into_iter()
+        .map(|r| {
+            let event = EventName::parse(&r.event_name)
+                .ok_or_else(|| corrupt("events.name", &r.event_name))?;
+            Ok(Claimed {
+                event,
+                secrets: serde_json::from_str(&r.secrets)
+                    .map_err(|_| corrupt("webhooks.secrets", "(redacted)"))?,
+                delivery_id: r.delivery_id,
+                webhook_id: r.webhook_id,
+                lease: r.lease.unwrap_or(lease),
+                nonce: r.nonce,
+                event_at: r.event_at,
+                data: r.data,
+                retries_made: r.retries,
+                max_retries: if event == EventName::Ping {
+                    0
+                } else {
+                    r.max_retries
+                },
+                url: r.url,
+            })
+        })
+        .collect()
 }
 
 fn sorted_unique(mut ids: Vec<i64>) -> Vec<i64> {
@@ -1615,36 +1654,89 @@ impl Store for SqlStore {
         }
         qb.push(") RETURNING id");
         let ids: Vec<i64> = qb.build_query_scalar::<i64>().fetch_all(&mut *tx).await?;
-        let mut rows: Vec<ClaimRow> = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Db>::new(
-                "SELECT d.id AS delivery_id, d.webhook_id, d.lease, d.nonce, e.name AS event_name, e.at AS event_at, e.data, \
-                 d.retries, w.retries AS max_retries, w.url, w.secrets \
-                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id WHERE d.id IN ",
-            );
-            push_list(&mut qb, chunk);
-            rows.extend(qb.build_query_as::<ClaimRow>().fetch_all(&mut *tx).await?);
-        }
+        let claimed = load_claims(&mut tx, &ids, lease).await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(Claimed {
-                    event: EventName::parse(&r.event_name)
-                        .ok_or_else(|| corrupt("events.name", &r.event_name))?,
-                    secrets: serde_json::from_str(&r.secrets)
-                        .map_err(|_| corrupt("webhooks.secrets", "(redacted)"))?,
-                    delivery_id: r.delivery_id,
-                    webhook_id: r.webhook_id,
-                    lease: r.lease.unwrap_or(lease),
-                    nonce: r.nonce,
-                    event_at: r.event_at,
-                    data: r.data,
-                    retries_made: r.retries,
-                    max_retries: r.max_retries,
-                    url: r.url,
-                })
-            })
-            .collect()
+        Ok(claimed)
+    }
+
+    async fn claim_ping(
+        &self,
+        channel_id: i64,
+        actor_id: i64,
+        webhook_id: i64,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Claimed> {
+        let lease: i64 = rand::random::<i64>() & i64::MAX;
+        let mut tx = self.writer.begin().await?;
+        let hook = webhook_of(&mut tx, channel_id, webhook_id).await?;
+        let (user, channel) = actor_and_channel(
+            &mut tx,
+            Actor {
+                user_id: actor_id,
+                channel_id,
+            },
+        )
+        .await?;
+        let cat = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
+        let data = event::ping_data(Catalog::user_json(&user), cat.channel_json(&channel));
+        let event_id: i64 = sqlx::query_scalar::<Db, i64>(
+            "INSERT INTO events (channel_id, name, at, data) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(channel_id)
+        .bind(EventName::Ping.as_str())
+        .bind(now)
+        .bind(&data)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar::<Db, i64>(
+            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'PENDING', 0, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(hook.id)
+        .bind(event_id)
+        .bind(new_nonce())
+        .bind(&hook.url)
+        .bind(lease_until)
+        .bind(lease)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let claimed = load_claims(&mut tx, &[id], lease)
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn claim_delivery(
+        &self,
+        channel_id: i64,
+        delivery_id: i64,
+        lease_until: i64,
+    ) -> Result<Claimed> {
+        let lease: i64 = rand::random::<i64>() & i64::MAX;
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease = $1, next_attempt_at = $2 \
+             WHERE id = $3 AND webhook_id IN (SELECT id FROM webhooks WHERE channel_id = $4)",
+        )
+        .bind(lease)
+        .bind(lease_until)
+        .bind(delivery_id)
+        .bind(channel_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let claimed = load_claims(&mut tx, &[delivery_id], lease)
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()> {

@@ -134,6 +134,33 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// When a claim made now runs out.
+    pub fn lease_until(&self, now: i64) -> i64 {
+        now + ms(self.config.lease())
+    }
+
+    /// The outbound client (also used for endpoint handshakes).
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// Attempts a delivery claimed outside the dispatcher (a test ping, a redelivery) right
+    /// away, and records the outcome.
+    pub async fn attempt_now(&self, claim: Claimed) -> crate::store::Result<()> {
+        let record = attempt(&self.sender, &self.config, claim).await;
+        self.store
+            .record(
+                std::slice::from_ref(&record),
+                now_ms(),
+                ms(self.config.disable_after),
+            )
+            .await?;
+        if matches!(record.fate, Fate::Retry { .. }) {
+            self.wakeup.wake(&[record.webhook_id]);
+        }
+        Ok(())
+    }
+
     /// Delivers until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (record_tx, record_rx) = mpsc::unbounded_channel::<Recorded>();

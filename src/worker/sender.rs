@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 /// `User-Agent` of every delivery.
 pub const USER_AGENT_VALUE: &str = concat!("Herald Webhooks/", env!("CARGO_PKG_VERSION"));
 
+/// How long an endpoint may take to answer the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What an attempt sends.
 pub struct Request<'a> {
     pub url: &'a str,
@@ -141,6 +144,62 @@ impl Sender {
             at,
             duration: started.elapsed(),
             response_body,
+        }
+    }
+
+    /// The endpoint handshake: `GET <url>?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=<random>`
+    /// must answer 200 within [`HANDSHAKE_TIMEOUT`] with the JSON body `{"hub.challenge": "<the same>"}`.
+    /// `Err` says what the endpoint answered instead.
+    pub async fn handshake(&self, url: &str, token: &str) -> Result<(), String> {
+        self.check_literal(url)
+            .map_err(|why| format!("destination refused: {why}"))?;
+        let mut target = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+        let challenge = hex::encode(rand::random::<[u8; 16]>());
+        target
+            .query_pairs_mut()
+            .append_pair("hub.mode", "subscribe")
+            .append_pair("hub.verify_token", token)
+            .append_pair("hub.challenge", &challenge);
+        let exchange =
+            async {
+                let mut resp =
+                    self.client.get(target).send().await.map_err(|e| {
+                        format!("the endpoint could not be reached: {}", describe(&e))
+                    })?;
+                let status = resp.status();
+                let mut body = Vec::new();
+                while body.len() < RESPONSE_BODY_CAP {
+                    match resp.chunk().await {
+                        Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                Ok::<_, String>((status, body))
+            };
+        let (status, body) = tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
+            .await
+            .map_err(|_| {
+                format!(
+                    "the endpoint did not answer the verification request within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                )
+            })??;
+        if status != reqwest::StatusCode::OK {
+            return Err(format!(
+                "the endpoint answered the verification request with {status}, not 200"
+            ));
+        }
+        let echoed = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("hub.challenge")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+            });
+        match echoed {
+            Some(c) if c == challenge => Ok(()),
+            Some(_) => Err("the endpoint answered with a different hub.challenge".into()),
+            None => Err("the endpoint's answer is not JSON of the form {\"hub.challenge\": \"<the challenge>\"}".into()),
         }
     }
 

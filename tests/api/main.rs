@@ -7,5 +7,6 @@ mod cli;
 mod content;
 mod delivery;
 mod helpers;
+mod receivers;
 mod schema;
 mod webhooks;
