@@ -3,9 +3,12 @@
 use crate::domain::token;
 use crate::graphql::{HeraldSchema, Viewer};
 use crate::store::SharedStore;
-use async_graphql::http::GraphiQLSource;
+use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -25,6 +28,7 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/api/graphql", get(graphiql).post(graphql))
+        .route("/api/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -40,6 +44,7 @@ async fn graphiql() -> Html<String> {
     Html(
         GraphiQLSource::build()
             .endpoint("/api/graphql")
+            .subscription_endpoint("/api/graphql/ws")
             .title("herald")
             .finish(),
     )
@@ -118,4 +123,35 @@ async fn readyz(State(state): State<HttpState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
         }
     }
+}
+
+/// Subscriptions over WebSocket (`graphql-transport-ws`). The token comes in the
+/// `connection_init` payload as `{"Authorization": "Bearer <TOKEN>"}` (either form).
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let store = state.store.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, state.schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = ["Authorization", "authorization"]
+                        .iter()
+                        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                        .and_then(token::from_authorization)
+                        .ok_or_else(|| async_graphql::Error::new("Send the token in connection_init as {\"Authorization\": \"Bearer <TOKEN>\"}"))?;
+                    let user = store
+                        .authenticate(&token::hash(header))
+                        .await
+                        .map_err(|_| async_graphql::Error::new("Internal error"))?
+                        .ok_or_else(|| async_graphql::Error::new("Unknown or revoked token"))?;
+                    let mut data = Data::default();
+                    data.insert(Viewer(user));
+                    Ok(data)
+                })
+                .serve()
+        })
 }

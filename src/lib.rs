@@ -6,5 +6,6 @@ pub mod config;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod listen;
 pub mod store;
 pub mod worker;

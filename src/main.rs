@@ -28,6 +28,21 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Forward deliveries to a local URL, without a public URL or a tunnel.
+    Listen {
+        /// Where to POST each delivery, e.g. http://localhost:3000/hook.
+        #[arg(long)]
+        forward_to: url::Url,
+        /// herald's base URL.
+        #[arg(long, env = "HERALD_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: url::Url,
+        /// An admin's API token.
+        #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Comma-separated event subscriptions (VIDEO, COLLECTION); default all.
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -82,8 +97,30 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let config = cli.config;
+    if let Command::Listen {
+        forward_to,
+        server,
+        token,
+        events,
+    } = cli.command
+    {
+        let events = events
+            .iter()
+            .map(|e| e.trim().to_ascii_uppercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        let opts = herald::listen::ListenOptions {
+            server,
+            token,
+            forward_to,
+            events,
+        };
+        herald::listen::run(opts, shutdown_signal()).await?;
+        return Ok(());
+    }
     config.validate()?;
     match cli.command {
+        Command::Listen { .. } => {}
         Command::Migrate => {
             let store = store::connect(&config.database_url, &config.channel_url).await?;
             store.close().await;

@@ -11,6 +11,8 @@ pub const MAX_SECRET_LEN: usize = 256;
 pub const MAX_SECRETS: usize = 5;
 pub const MAX_RETRIES: i64 = 10;
 pub const DEFAULT_RETRIES: i64 = 3;
+/// The URL scheme of `herald listen` webhooks.
+pub const LISTENER_SCHEME: &str = "herald-listen";
 
 /// What a webhook subscribes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,6 +108,11 @@ impl WebhookUrl {
                 .map_err(|why| bad(format!("URL host is not allowed: {why}")))?;
         }
         Ok(WebhookUrl(url.to_string()))
+    }
+
+    /// The URL of a `herald listen` webhook: deliveries go down its connection, not over HTTP.
+    pub fn listener(session: &str) -> Self {
+        WebhookUrl(format!("{LISTENER_SCHEME}://{session}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -212,6 +219,8 @@ pub struct NewWebhook {
     pub secrets: Vec<Secret>,
     pub retries: i64,
     pub enabled: bool,
+    /// A temporary webhook of `herald listen`.
+    pub listener: bool,
 }
 
 /// A change to a webhook; `None` leaves a field as it is.
@@ -241,6 +250,7 @@ pub struct Webhook {
     pub creator_id: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub listener: bool,
 }
 
 #[cfg(test)]

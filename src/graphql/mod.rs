@@ -7,6 +7,7 @@
 //! message.
 
 mod content;
+mod listen;
 mod objects;
 mod webhooks;
 
@@ -18,8 +19,8 @@ use crate::store::{Page, SharedStore, StoreError};
 use crate::worker::{Engine, Wakeup};
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{
-    Context, EmptySubscription, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType,
-    Schema, SchemaBuilder, SimpleObject, ID,
+    Context, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType, Schema, SchemaBuilder,
+    SimpleObject, ID,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 
 pub use objects::{ChannelUrl, Node};
 
-pub type HeraldSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type HeraldSchema = Schema<Query, Mutation, listen::Subscription>;
 
 /// Query nesting deeper than this is refused.
 pub const MAX_DEPTH: usize = 16;
@@ -50,11 +51,15 @@ pub struct Services {
 pub struct Query(objects::RootQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(webhooks::WebhookMutations, content::ContentMutations);
+pub struct Mutation(
+    webhooks::WebhookMutations,
+    content::ContentMutations,
+    listen::ListenMutations,
+);
 
 /// The schema with its limits, without runtime data.
-pub fn schema() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema() -> SchemaBuilder<Query, Mutation, listen::Subscription> {
+    Schema::build(Query::default(), Mutation::default(), listen::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(64)

@@ -141,6 +141,7 @@ fn parse_new(input: &CreateWebhookInput, net: &NetPolicy) -> Result<NewWebhook, 
                 secrets,
                 retries: retries.unwrap_or(rules::DEFAULT_RETRIES),
                 enabled: input.enabled.unwrap_or(true),
+                listener: false,
             })
         }
         _ => Err(p.0),

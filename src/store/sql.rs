@@ -113,6 +113,7 @@ struct WebhookRow {
     creator_id: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    listener: bool,
 }
 
 impl TryFrom<WebhookRow> for Webhook {
@@ -145,6 +146,7 @@ impl TryFrom<WebhookRow> for Webhook {
             creator_id: r.creator_id,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            listener: r.listener,
         })
     }
 }
@@ -813,8 +815,8 @@ impl Store for SqlStore {
         let secrets: Vec<&str> = new.secrets.iter().map(|s| s.as_str()).collect();
         let mut tx = self.writer.begin().await?;
         let id: i64 = sqlx::query_scalar::<Db, i64>(
-            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
         )
         .bind(channel_id)
         .bind(new.url.as_str())
@@ -826,6 +828,7 @@ impl Store for SqlStore {
         .bind((!new.enabled).then_some(DisabledReason::Manual.as_str()))
         .bind(creator_id)
         .bind(now)
+        .bind(new.listener)
         .fetch_one(&mut *tx)
         .await?;
         let hook = webhook_of(&mut tx, channel_id, id).await?;
@@ -1610,7 +1613,7 @@ impl Store for SqlStore {
 
     async fn due_webhooks(&self, now: i64) -> Result<Vec<i64>> {
         Ok(sqlx::query_scalar::<Db, i64>(
-            "SELECT w.id FROM webhooks w WHERE w.enabled = TRUE AND EXISTS (\
+            "SELECT w.id FROM webhooks w WHERE w.enabled = TRUE AND w.listener = FALSE AND EXISTS (\
              SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id AND d.status IN ('PENDING', 'RETRYING') \
              AND d.next_attempt_at <= $1) ORDER BY w.id",
         )
@@ -1622,6 +1625,7 @@ impl Store for SqlStore {
     async fn claim(
         &self,
         wants: &[(i64, i64)],
+        listeners: &[i64],
         now: i64,
         lease_until: i64,
     ) -> Result<Vec<Claimed>> {
@@ -1644,6 +1648,7 @@ impl Store for SqlStore {
             // webhook's backlog never hides another's fresh deliveries.
             qb.push("SELECT id FROM (SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = ")
                 .push_bind(*webhook_id)
+                .push(if listeners.contains(webhook_id) { "" } else { " AND w.listener = FALSE" })
                 .push(" AND w.enabled = TRUE AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= ")
                 .push_bind(now)
                 .push(" ORDER BY d.next_attempt_at LIMIT ")
@@ -1810,7 +1815,7 @@ impl Store for SqlStore {
 }
 
 const WEBHOOK_COLUMNS: &str =
-    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at";
+    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener";
 
 async fn webhook_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Webhook> {
     sqlx::query_as::<Db, WebhookRow>(&format!(

@@ -13,6 +13,7 @@
 //! dispatcher stops claiming, lets attempts in flight finish for a grace period, records them,
 //! and hands back the rest.
 
+pub mod listeners;
 pub mod sender;
 
 use crate::domain::delivery::{decide, Next};
@@ -20,7 +21,9 @@ use crate::domain::event;
 use crate::domain::ids::{encode, Kind};
 use crate::domain::retry::RetryPolicy;
 use crate::domain::time::now_ms;
+use crate::domain::webhook::LISTENER_SCHEME;
 use crate::store::{Claimed, Fate, Recorded, SharedStore};
+use listeners::{ListenerHub, Pushed};
 use sender::{Request, Sender};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -90,6 +93,7 @@ pub struct Engine {
     sender: Sender,
     config: EngineConfig,
     wakeup: Arc<Wakeup>,
+    listeners: Arc<ListenerHub>,
 }
 
 impl Engine {
@@ -104,6 +108,7 @@ impl Engine {
             sender,
             config,
             wakeup,
+            listeners: Arc::default(),
         }
     }
 
@@ -117,12 +122,12 @@ impl Engine {
         };
         let claimed = self
             .store
-            .claim(&[(*first, 1)], now, now + ms(self.config.lease()))
+            .claim(&[(*first, 1)], &[], now, now + ms(self.config.lease()))
             .await?;
         let Some(claim) = claimed.into_iter().next() else {
             return Ok(Outcome::Idle);
         };
-        let record = attempt(&self.sender, &self.config, claim).await;
+        let record = attempt(&self.sender, &self.listeners, &self.config, claim).await;
         let outcome = match record.fate {
             Fate::Succeeded => Outcome::Delivered,
             Fate::Retry { .. } => Outcome::Rescheduled,
@@ -139,6 +144,16 @@ impl Engine {
         now + ms(self.config.lease())
     }
 
+    /// Connected `herald listen` sessions.
+    pub fn listeners(&self) -> &Arc<ListenerHub> {
+        &self.listeners
+    }
+
+    /// Wakes the dispatcher for these webhooks.
+    pub fn wake(&self, webhook_ids: &[i64]) {
+        self.wakeup.wake(webhook_ids);
+    }
+
     /// The outbound client (also used for endpoint handshakes).
     pub fn sender(&self) -> &Sender {
         &self.sender
@@ -147,7 +162,7 @@ impl Engine {
     /// Attempts a delivery claimed outside the dispatcher (a test ping, a redelivery) right
     /// away, and records the outcome.
     pub async fn attempt_now(&self, claim: Claimed) -> crate::store::Result<()> {
-        let record = attempt(&self.sender, &self.config, claim).await;
+        let record = attempt(&self.sender, &self.listeners, &self.config, claim).await;
         self.store
             .record(
                 std::slice::from_ref(&record),
@@ -184,6 +199,7 @@ impl Engine {
             candidates.extend(self.wakeup.take());
             if poll_due {
                 poll_due = false;
+                candidates.extend(self.listeners.connected());
                 match self.store.due_webhooks(now_ms()).await {
                     Ok(ids) => candidates.extend(ids),
                     Err(e) => warn!(error = %e, "could not look for due deliveries"),
@@ -213,7 +229,12 @@ impl Engine {
                     let now = now_ms();
                     match self
                         .store
-                        .claim(&wants, now, now + ms(self.config.lease()))
+                        .claim(
+                            &wants,
+                            &self.listeners.connected(),
+                            now,
+                            now + ms(self.config.lease()),
+                        )
                         .await
                     {
                         Ok(claimed) => {
@@ -230,7 +251,7 @@ impl Engine {
                                 in_flight
                                     .insert(claim.delivery_id, (claim.webhook_id, claim.lease));
                                 *per_webhook.entry(claim.webhook_id).or_default() += 1;
-                                let (sender, config) = (self.sender.clone(), self.config.clone());
+                                let (engine, config) = (self.clone(), self.config.clone());
                                 let (record_tx, done_tx) = (record_tx.clone(), done_tx.clone());
                                 let span = info_span!(
                                     "attempt",
@@ -242,7 +263,13 @@ impl Engine {
                                     async move {
                                         let ids =
                                             (claim.delivery_id, claim.webhook_id, claim.lease);
-                                        let record = attempt(&sender, &config, claim).await;
+                                        let record = attempt(
+                                            &engine.sender,
+                                            &engine.listeners,
+                                            &config,
+                                            claim,
+                                        )
+                                        .await;
                                         let _ = record_tx.send(record);
                                         let _ = done_tx.send(ids);
                                     }
@@ -282,7 +309,9 @@ impl Engine {
             }
         }
 
-        // Shutdown: let attempts in flight finish for a grace period, then hand back the rest.
+        // Shutdown: end listener sessions, let attempts in flight finish for a grace period,
+        // then hand back the rest.
+        self.listeners.close_all();
         let _ = tokio::time::timeout(self.config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
         })
@@ -325,8 +354,14 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Sends one claimed delivery and decides what becomes of it.
-async fn attempt(sender: &Sender, config: &EngineConfig, claim: Claimed) -> Recorded {
+/// Sends one claimed delivery (over HTTP, or to its `herald listen` session) and decides what
+/// becomes of it.
+async fn attempt(
+    sender: &Sender,
+    listeners: &ListenerHub,
+    config: &EngineConfig,
+    claim: Claimed,
+) -> Recorded {
     let hook_id = encode(Kind::Webhook, claim.webhook_id);
     let event_name = claim.event.as_str();
     let body = event::body(
@@ -336,16 +371,28 @@ async fn attempt(sender: &Sender, config: &EngineConfig, claim: Claimed) -> Reco
         event_name,
         &claim.data,
     );
-    let response = sender
-        .send(&Request {
-            url: &claim.url,
-            hook_id: &hook_id,
-            event: event_name,
-            nonce: &claim.nonce,
-            secrets: &claim.secrets,
-            body: &body,
-        })
-        .await;
+    let request = Request {
+        url: &claim.url,
+        hook_id: &hook_id,
+        event: event_name,
+        nonce: &claim.nonce,
+        secrets: &claim.secrets,
+        body: &body,
+    };
+    let response = if claim.url.starts_with(LISTENER_SCHEME) {
+        let pushed = Pushed {
+            delivery_id: claim.delivery_id,
+            nonce: claim.nonce.clone(),
+            event: event_name.to_owned(),
+            headers: sender::header_pairs(&request, chrono::Utc::now()),
+            body: body.clone(),
+        };
+        listeners
+            .deliver(claim.webhook_id, pushed, config.timeout)
+            .await
+    } else {
+        sender.send(&request).await
+    };
     let unit: f64 = rand::random();
     let next = decide(
         &response.outcome,

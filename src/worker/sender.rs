@@ -319,6 +319,17 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
 }
 
+/// The headers of an attempt made at `at`, as name/value pairs (for `herald listen`).
+pub fn header_pairs(req: &Request<'_>, at: DateTime<Utc>) -> Vec<(String, String)> {
+    match signed_headers(req, at) {
+        Ok(h) => h
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, String> {
     let timestamp = format_timestamp(at);
     let unix = at.timestamp();

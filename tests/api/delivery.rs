@@ -688,6 +688,7 @@ async fn raw_webhook(app: &TestApp, url: &str) -> String {
         secrets: parse_secrets(&[SECRET_A.to_owned()]).expect("secrets"),
         retries: 0,
         enabled: true,
+        listener: false,
     };
     let w = app.store.create_webhook(1, 1, &new).await.expect("webhook");
     encode(Kind::Webhook, w.id)

@@ -131,13 +131,16 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts herald on `db` (which may already hold data).
 pub async fn start(db: TestDb, config: Config) -> TestApp {
+    start_at(db, config, "127.0.0.1:0").await
+}
+
+/// Starts herald on `db`, listening on `addr`.
+pub async fn start_at(db: TestDb, config: Config, addr: &str) -> TestApp {
     let app = App::build(config.clone()).await.expect("app builds");
     let store = app.store.clone();
     let token = token_for(&store, "example", "admin@example.com", Role::Admin).await;
     let member_token = token_for(&store, "example", "member@example.com", Role::Member).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -7,6 +7,7 @@ mod cli;
 mod content;
 mod delivery;
 mod helpers;
+mod listen;
 mod receivers;
 mod schema;
 mod webhooks;

@@ -1,0 +1,191 @@
+//! Connected `herald listen` sessions. A delivery to a listener webhook is pushed down its
+//! session's connection with its headers and body; the CLI forwards it to the local URL and
+//! reports the answer, which becomes the attempt's outcome.
+
+use super::sender::Response;
+use crate::domain::delivery::{AttemptOutcome, AttemptResult};
+use chrono::Utc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// A delivery as pushed to a listener.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub delivery_id: i64,
+    pub nonce: String,
+    pub event: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// What the local receiver answered, as the CLI reports it.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub code: Option<u16>,
+    pub duration_ms: i64,
+    pub response_body: Option<String>,
+    /// Set when the local receiver could not be reached.
+    pub error: Option<String>,
+}
+
+/// How many deliveries may wait in one session's queue.
+const SESSION_QUEUE: usize = 1024;
+
+#[derive(Default)]
+pub struct ListenerHub {
+    sessions: Mutex<HashMap<i64, (u64, mpsc::Sender<Pushed>)>>,
+    pending: Mutex<HashMap<i64, oneshot::Sender<Report>>>,
+    next_session: AtomicU64,
+}
+
+/// A connected session; detaches when dropped (the connection closed).
+pub struct Session {
+    hub: Arc<ListenerHub>,
+    webhook_id: i64,
+    id: u64,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.hub.sessions.lock() {
+            if s.get(&self.webhook_id)
+                .is_some_and(|(id, _)| *id == self.id)
+            {
+                s.remove(&self.webhook_id);
+            }
+        }
+    }
+}
+
+impl ListenerHub {
+    /// Connects a session for a listener webhook, replacing an earlier one.
+    pub fn attach(self: &Arc<Self>, webhook_id: i64) -> (Session, mpsc::Receiver<Pushed>) {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut s) = self.sessions.lock() {
+            s.insert(webhook_id, (id, tx));
+        }
+        (
+            Session {
+                hub: self.clone(),
+                webhook_id,
+                id,
+            },
+            rx,
+        )
+    }
+
+    /// Ends every session (their streams finish, so `herald listen` reconnects elsewhere or later).
+    pub fn close_all(&self) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.clear();
+        }
+    }
+
+    /// Listener webhooks connected to this process.
+    pub fn connected(&self) -> Vec<i64> {
+        self.sessions
+            .lock()
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes a report for a delivery pushed by this process. False when none is awaited.
+    pub fn report(&self, delivery_id: i64, report: Report) -> bool {
+        let waiting = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&delivery_id));
+        waiting.is_some_and(|tx| tx.send(report).is_ok())
+    }
+
+    /// Pushes a delivery to its listener and waits (at most `timeout`) for the report.
+    pub async fn deliver(&self, webhook_id: i64, pushed: Pushed, timeout: Duration) -> Response {
+        let at = Utc::now();
+        let started = Instant::now();
+        let fail = |result, message: String| Response {
+            outcome: AttemptOutcome {
+                result,
+                code: None,
+                message: Some(message),
+                retry_after: None,
+            },
+            at,
+            duration: started.elapsed(),
+            response_body: None,
+        };
+        let session = self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&webhook_id).map(|(_, tx)| tx.clone()));
+        let Some(session) = session else {
+            return fail(
+                AttemptResult::ConnectionError,
+                "herald listen is not connected".into(),
+            );
+        };
+        let delivery_id = pushed.delivery_id;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(delivery_id, tx);
+        }
+        let answer = async {
+            session
+                .send(pushed)
+                .await
+                .map_err(|_| "herald listen disconnected".to_owned())?;
+            rx.await
+                .map_err(|_| "herald listen disconnected before reporting".to_owned())
+        };
+        let result = tokio::time::timeout(timeout, answer).await;
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&delivery_id);
+        }
+        match result {
+            Err(_) => fail(
+                AttemptResult::RequestTimeout,
+                format!(
+                    "herald listen reported nothing within {} ms",
+                    timeout.as_millis()
+                ),
+            ),
+            Ok(Err(why)) => fail(AttemptResult::ConnectionError, why),
+            Ok(Ok(report)) => {
+                let outcome = match (report.error, report.code) {
+                    (Some(e), _) => AttemptOutcome {
+                        result: AttemptResult::ConnectionError,
+                        code: None,
+                        message: Some(format!("local receiver: {e}")),
+                        retry_after: None,
+                    },
+                    (None, Some(code)) if (200..300).contains(&code) => AttemptOutcome {
+                        result: AttemptResult::Success,
+                        code: Some(code),
+                        message: None,
+                        retry_after: None,
+                    },
+                    (None, code) => AttemptOutcome {
+                        result: AttemptResult::RequestFailure,
+                        code,
+                        message: Some(format!(
+                            "local receiver answered {}",
+                            code.map_or("nothing".into(), |c| c.to_string())
+                        )),
+                        retry_after: None,
+                    },
+                };
+                Response {
+                    outcome,
+                    at,
+                    duration: Duration::from_millis(u64::try_from(report.duration_ms).unwrap_or(0)),
+                    response_body: report.response_body,
+                }
+            }
+        }
+    }
+}
