@@ -3,7 +3,7 @@
 
 use super::objects::{CollectionObject, VideoObject};
 use super::{
-    input_id, input_ids, outcome, services, viewer, Services, UserError, VideoVisibility,
+    input_id, input_ids, outcome, services, viewer, Problems, Services, UserError, VideoVisibility,
     ViewerObject,
 };
 use crate::domain::content::{self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch};
@@ -104,22 +104,6 @@ pub struct CollectionPayload {
     /// The collection after the change (for deleteCollection, as it was).
     pub collection: Option<CollectionObject>,
     pub errors: Vec<UserError>,
-}
-
-#[derive(Default)]
-struct Problems(Vec<UserError>);
-
-impl Problems {
-    fn check<T>(&mut self, r: Result<T, Invalid>) -> Option<T> {
-        r.map_err(|e| self.0.push(e.into())).ok()
-    }
-
-    fn done<T>(self, value: Option<T>) -> Result<T, Vec<UserError>> {
-        match value {
-            Some(v) if self.0.is_empty() => Ok(v),
-            _ => Err(self.0),
-        }
-    }
 }
 
 fn ids_of(

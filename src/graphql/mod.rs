@@ -138,6 +138,24 @@ impl From<Invalid> for UserError {
     }
 }
 
+/// Collects every rule an input breaks, so one answer lists all there is to fix.
+#[derive(Default)]
+struct Problems(Vec<UserError>);
+
+impl Problems {
+    fn check<T>(&mut self, r: Result<T, Invalid>) -> Option<T> {
+        r.map_err(|e| self.0.push(e.into())).ok()
+    }
+
+    /// The value when no rule was broken, else every problem found.
+    fn done<T>(self, value: Option<T>) -> Result<T, Vec<UserError>> {
+        match value {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(self.0),
+        }
+    }
+}
+
 /// What a mutation's store call came to: a value, or errors for the payload.
 fn outcome<T>(
     r: Result<T, StoreError>,

@@ -3,7 +3,7 @@
 use super::objects::{DeliveryObject, WebhookObject};
 use super::Services;
 use super::{
-    input_id, internal, outcome, services, viewer, UserError, ViewerObject, WebhookEvent,
+    input_id, internal, outcome, services, viewer, Problems, UserError, ViewerObject, WebhookEvent,
     ADMIN_ONLY,
 };
 use crate::domain::content::Role;
@@ -103,16 +103,6 @@ pub struct DeleteWebhookPayload {
     /// The ID of the deleted webhook.
     pub deleted_webhook_id: Option<ID>,
     pub errors: Vec<UserError>,
-}
-
-/// Collects every rule an input breaks, so one answer lists all there is to fix.
-#[derive(Default)]
-struct Problems(Vec<UserError>);
-
-impl Problems {
-    fn check<T>(&mut self, r: Result<T, Invalid>) -> Option<T> {
-        r.map_err(|e| self.0.push(e.into())).ok()
-    }
 }
 
 fn retries(raw: Option<i32>) -> Result<Option<i64>, Invalid> {
