@@ -100,7 +100,7 @@ pub struct Config {
     #[arg(
         long,
         env = "HERALD_MAX_IN_FLIGHT",
-        default_value_t = 512,
+        default_value_t = 1024,
         global = true
     )]
     pub max_in_flight: usize,

@@ -27,7 +27,7 @@ use listeners::{ListenerHub, Pushed};
 use sender::{Request, Sender};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{info_span, warn, Instrument};
 
@@ -179,23 +179,18 @@ impl Engine {
     /// Delivers until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (record_tx, record_rx) = mpsc::unbounded_channel::<Recorded>();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, i64, i64)>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         let recorder = tokio::spawn(record_loop(
             self.store.clone(),
             record_rx,
             ms(self.config.disable_after),
         ));
-        // Claims in flight: delivery id -> (webhook id, lease).
-        let mut in_flight: HashMap<i64, (i64, i64)> = HashMap::new();
-        let mut per_webhook: HashMap<i64, usize> = HashMap::new();
+        let mut slots = Slots::new(self.config.max_in_flight, self.config.webhook_concurrency);
         let mut candidates: HashSet<i64> = HashSet::new();
         let mut poll_due = true;
         let mut tasks = tokio::task::JoinSet::new();
 
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
+        while !*shutdown.borrow() {
             candidates.extend(self.wakeup.take());
             if poll_due {
                 poll_due = false;
@@ -205,106 +200,79 @@ impl Engine {
                     Err(e) => warn!(error = %e, "could not look for due deliveries"),
                 }
             }
-            let free = self.config.max_in_flight.saturating_sub(in_flight.len());
-            if free > 0 && !candidates.is_empty() {
-                let mut wants: Vec<(i64, i64)> = Vec::new();
-                let mut budget = free;
-                let mut ordered: Vec<i64> = candidates.iter().copied().collect();
-                ordered.sort_unstable();
-                for w in ordered {
-                    let room = self
-                        .config
-                        .webhook_concurrency
-                        .saturating_sub(per_webhook.get(&w).copied().unwrap_or(0));
-                    let n = room.min(budget);
-                    if n > 0 {
-                        wants.push((w, i64::try_from(n).unwrap_or(i64::MAX)));
-                        budget -= n;
-                    }
-                    if budget == 0 {
-                        break;
-                    }
-                }
-                if !wants.is_empty() {
-                    let now = now_ms();
-                    match self
-                        .store
-                        .claim(
-                            &wants,
-                            &self.listeners.connected(),
-                            now,
-                            now + ms(self.config.lease()),
-                        )
-                        .await
-                    {
-                        Ok(claimed) => {
-                            let mut got: HashMap<i64, i64> = HashMap::new();
-                            for c in &claimed {
-                                *got.entry(c.webhook_id).or_default() += 1;
-                            }
-                            for (w, asked) in &wants {
-                                if got.get(w).copied().unwrap_or(0) < *asked {
-                                    candidates.remove(w); // drained for now
-                                }
-                            }
-                            for claim in claimed {
-                                in_flight
-                                    .insert(claim.delivery_id, (claim.webhook_id, claim.lease));
-                                *per_webhook.entry(claim.webhook_id).or_default() += 1;
-                                let (engine, config) = (self.clone(), self.config.clone());
-                                let (record_tx, done_tx) = (record_tx.clone(), done_tx.clone());
-                                let span = info_span!(
-                                    "attempt",
-                                    delivery.id = claim.delivery_id,
-                                    webhook.id = claim.webhook_id,
-                                    attempt = claim.retries_made + 1
-                                );
-                                tasks.spawn(
-                                    async move {
-                                        let ids =
-                                            (claim.delivery_id, claim.webhook_id, claim.lease);
-                                        let record = attempt(
-                                            &engine.sender,
-                                            &engine.listeners,
-                                            &config,
-                                            claim,
-                                        )
-                                        .await;
-                                        let _ = record_tx.send(record);
-                                        let _ = done_tx.send(ids);
-                                    }
-                                    .instrument(span),
-                                );
+            let wants = slots.wants(&candidates, Instant::now());
+            let mut claim_failed = false;
+            if !wants.is_empty() {
+                let now = now_ms();
+                match self
+                    .store
+                    .claim(
+                        &wants,
+                        &self.listeners.connected(),
+                        now,
+                        now + ms(self.config.lease()),
+                    )
+                    .await
+                {
+                    Ok(claimed) => {
+                        let mut got: HashMap<i64, i64> = HashMap::new();
+                        for c in &claimed {
+                            *got.entry(c.webhook_id).or_default() += 1;
+                        }
+                        for (w, asked) in &wants {
+                            if got.get(w).copied().unwrap_or(0) < *asked {
+                                candidates.remove(w); // drained for now
                             }
                         }
-                        Err(e) => warn!(error = %e, "could not claim deliveries"),
+                        for claim in claimed {
+                            slots.start(claim.delivery_id, claim.webhook_id, claim.lease);
+                            let (engine, record_tx, done_tx) =
+                                (self.clone(), record_tx.clone(), done_tx.clone());
+                            let span = info_span!(
+                                "attempt",
+                                delivery.id = claim.delivery_id,
+                                webhook.id = claim.webhook_id,
+                                attempt = claim.retries_made + 1
+                            );
+                            tasks.spawn(
+                                async move {
+                                    let (delivery, webhook) = (claim.delivery_id, claim.webhook_id);
+                                    let record = attempt(
+                                        &engine.sender,
+                                        &engine.listeners,
+                                        &engine.config,
+                                        claim,
+                                    )
+                                    .await;
+                                    let ok = record.fate == Fate::Succeeded;
+                                    let _ = record_tx.send(record);
+                                    let _ = done_tx.send(Done {
+                                        delivery,
+                                        webhook,
+                                        ok,
+                                    });
+                                }
+                                .instrument(span),
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        claim_failed = true;
+                        warn!(error = %e, "could not claim deliveries");
                     }
                 }
             }
-            // Reap finished tasks so the set does not grow.
             while tasks.try_join_next().is_some() {}
-            let saturated = in_flight.len() >= self.config.max_in_flight;
-            let more_ready = !candidates.is_empty() && !saturated && {
-                candidates.iter().any(|w| {
-                    per_webhook.get(w).copied().unwrap_or(0) < self.config.webhook_concurrency
-                })
-            };
-            if more_ready {
-                // Drain completions without waiting, then claim again.
-                while let Ok(done) = done_rx.try_recv() {
-                    finish(&mut in_flight, &mut per_webhook, done);
-                }
-                continue;
+            while let Ok(done) = done_rx.try_recv() {
+                slots.finish(done, Instant::now());
+            }
+            if !claim_failed && !slots.wants(&candidates, Instant::now()).is_empty() {
+                continue; // more work is ready and there is room for it
             }
             tokio::select! {
                 _ = self.wakeup.notify.notified() => {}
-                Some(done) = done_rx.recv() => {
-                    finish(&mut in_flight, &mut per_webhook, done);
-                    while let Ok(done) = done_rx.try_recv() {
-                        finish(&mut in_flight, &mut per_webhook, done);
-                    }
-                }
-                _ = tokio::time::sleep(self.config.poll) => { poll_due = true; }
+                Some(done) = done_rx.recv() => slots.finish(done, Instant::now()),
+                _ = tokio::time::sleep(self.config.poll) => poll_due = true,
                 _ = shutdown.changed() => {}
             }
         }
@@ -318,16 +286,13 @@ impl Engine {
         .await;
         tasks.abort_all();
         while let Ok(done) = done_rx.try_recv() {
-            finish(&mut in_flight, &mut per_webhook, done);
+            slots.finish(done, Instant::now());
         }
         drop(record_tx);
         if let Err(e) = recorder.await {
             warn!(error = %e, "recorder stopped abnormally");
         }
-        let unfinished: Vec<(i64, i64)> = in_flight
-            .iter()
-            .map(|(d, (_, lease))| (*d, *lease))
-            .collect();
+        let unfinished = slots.unfinished();
         if !unfinished.is_empty() {
             if let Err(e) = self.store.release(&unfinished, now_ms()).await {
                 warn!(error = %e, count = unfinished.len(), "could not hand back deliveries; they are retried when their lease ends");
@@ -336,17 +301,106 @@ impl Engine {
     }
 }
 
-fn finish(
-    in_flight: &mut HashMap<i64, (i64, i64)>,
-    per_webhook: &mut HashMap<i64, usize>,
-    (delivery, webhook, _lease): (i64, i64, i64),
-) {
-    in_flight.remove(&delivery);
-    if let Some(n) = per_webhook.get_mut(&webhook) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            per_webhook.remove(&webhook);
+/// An attempt that finished.
+#[derive(Debug, Clone, Copy)]
+struct Done {
+    delivery: i64,
+    webhook: i64,
+    ok: bool,
+}
+
+/// Consecutive failures after which a webhook is paused.
+const BREAKER_TRIP: u32 = 10;
+/// The first pause; each further trip doubles it, up to [`BREAKER_MAX_PAUSE`].
+const BREAKER_PAUSE: Duration = Duration::from_secs(1);
+const BREAKER_MAX_PAUSE: Duration = Duration::from_secs(60);
+
+/// The dispatcher's bookkeeping: attempts in flight, overall and per webhook, and a circuit
+/// breaker per failing webhook. A webhook that just failed gets one attempt in flight at a
+/// time; after [`BREAKER_TRIP`] failures in a row it gets none for a pause (then one probe), so a
+/// dead receiver with a large backlog costs almost nothing while its deliveries wait.
+struct Slots {
+    max_in_flight: usize,
+    per_webhook_max: usize,
+    /// delivery id -> (webhook id, lease)
+    in_flight: HashMap<i64, (i64, i64)>,
+    per_webhook: HashMap<i64, usize>,
+    /// webhook id -> (consecutive failures, paused until)
+    failing: HashMap<i64, (u32, Option<Instant>)>,
+}
+
+impl Slots {
+    fn new(max_in_flight: usize, per_webhook_max: usize) -> Self {
+        Slots {
+            max_in_flight,
+            per_webhook_max,
+            in_flight: HashMap::new(),
+            per_webhook: HashMap::new(),
+            failing: HashMap::new(),
         }
+    }
+
+    /// How many more attempts each candidate webhook may start now.
+    fn wants(&self, candidates: &HashSet<i64>, now: Instant) -> Vec<(i64, i64)> {
+        let mut budget = self.max_in_flight.saturating_sub(self.in_flight.len());
+        let mut ordered: Vec<i64> = candidates.iter().copied().collect();
+        ordered.sort_unstable();
+        let mut wants = Vec::new();
+        for w in ordered {
+            if budget == 0 {
+                break;
+            }
+            let cap = match self.failing.get(&w) {
+                None => self.per_webhook_max,
+                Some((_, Some(until))) if *until > now => 0,
+                Some(_) => 1,
+            };
+            let n = cap
+                .saturating_sub(self.per_webhook.get(&w).copied().unwrap_or(0))
+                .min(budget);
+            if n > 0 {
+                wants.push((w, i64::try_from(n).unwrap_or(i64::MAX)));
+                budget -= n;
+            }
+        }
+        wants
+    }
+
+    fn start(&mut self, delivery: i64, webhook: i64, lease: i64) {
+        self.in_flight.insert(delivery, (webhook, lease));
+        *self.per_webhook.entry(webhook).or_default() += 1;
+    }
+
+    fn finish(&mut self, done: Done, now: Instant) {
+        self.in_flight.remove(&done.delivery);
+        if let Some(n) = self.per_webhook.get_mut(&done.webhook) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_webhook.remove(&done.webhook);
+            }
+        }
+        if done.ok {
+            self.failing.remove(&done.webhook);
+            return;
+        }
+        let entry = self.failing.entry(done.webhook).or_insert((0, None));
+        entry.0 += 1;
+        if entry.0 >= BREAKER_TRIP {
+            let trips = (entry.0 - BREAKER_TRIP).min(16);
+            entry.1 = Some(
+                now + BREAKER_PAUSE
+                    .saturating_mul(1 << trips)
+                    .min(BREAKER_MAX_PAUSE),
+            );
+        }
+    }
+
+    /// Claims in flight, as `(delivery id, lease)`.
+    fn unfinished(&self) -> Vec<(i64, i64)> {
+        self.in_flight
+            .iter()
+            .map(|(d, (_, lease))| (*d, *lease))
+            .collect()
     }
 }
 
@@ -458,5 +512,92 @@ async fn record_loop(
             }
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(ids: &[i64]) -> HashSet<i64> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn room_is_bounded_overall_and_per_webhook() {
+        let mut s = Slots::new(5, 3);
+        assert_eq!(s.wants(&set(&[1, 2]), Instant::now()), vec![(1, 3), (2, 2)]);
+        s.start(10, 1, 0);
+        s.start(11, 1, 0);
+        assert_eq!(s.wants(&set(&[1, 2]), Instant::now()), vec![(1, 1), (2, 2)]);
+        s.finish(
+            Done {
+                delivery: 10,
+                webhook: 1,
+                ok: true,
+            },
+            Instant::now(),
+        );
+        assert_eq!(s.unfinished(), vec![(11, 0)]);
+    }
+
+    #[test]
+    fn a_failing_webhook_gets_one_slot_then_a_pause_then_a_probe() {
+        let mut s = Slots::new(100, 10);
+        let t0 = Instant::now();
+        s.start(1, 7, 0);
+        s.finish(
+            Done {
+                delivery: 1,
+                webhook: 7,
+                ok: false,
+            },
+            t0,
+        );
+        assert_eq!(s.wants(&set(&[7]), t0), vec![(7, 1)]);
+        for d in 2..=BREAKER_TRIP as i64 {
+            s.start(d, 7, 0);
+            s.finish(
+                Done {
+                    delivery: d,
+                    webhook: 7,
+                    ok: false,
+                },
+                t0,
+            );
+        }
+        assert!(s.wants(&set(&[7]), t0).is_empty(), "paused");
+        assert_eq!(
+            s.wants(&set(&[7]), t0 + BREAKER_PAUSE),
+            vec![(7, 1)],
+            "one probe after the pause"
+        );
+        s.start(99, 7, 0);
+        s.finish(
+            Done {
+                delivery: 99,
+                webhook: 7,
+                ok: false,
+            },
+            t0 + BREAKER_PAUSE,
+        );
+        assert!(
+            s.wants(&set(&[7]), t0 + BREAKER_PAUSE * 2).is_empty(),
+            "the pause doubles"
+        );
+        s.start(100, 7, 0);
+        s.finish(
+            Done {
+                delivery: 100,
+                webhook: 7,
+                ok: true,
+            },
+            t0,
+        );
+        assert_eq!(
+            s.wants(&set(&[7]), t0),
+            vec![(7, 10)],
+            "a success closes the breaker"
+        );
     }
 }

@@ -821,3 +821,50 @@ async fn a_hanging_receiver_does_not_hold_up_the_others() {
         stuck.received().len()
     );
 }
+
+#[tokio::test]
+async fn a_dead_receiver_is_paused_by_the_circuit_breaker_while_others_flow() {
+    let app = spawn_app_with(|c| {
+        c.retry_base_ms = 10;
+        c.retry_cap_ms = 10;
+    })
+    .await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let dead_hook = app
+        .create_webhook(
+            &format!("http://{dead}/hook"),
+            &["COLLECTION"],
+            &[SECRET_A],
+            10,
+        )
+        .await;
+    let healthy = TestReceiver::start().await;
+    let good = app
+        .create_webhook(&healthy.url(), &["COLLECTION"], &[SECRET_A], 0)
+        .await;
+    for i in 0..40 {
+        collection(&app, &format!("C{i}")).await;
+    }
+    app.wait_for_deliveries(&good, |d| {
+        d.len() == 40 && d.iter().all(|x| x["status"] == "SUCCEEDED")
+    })
+    .await;
+    let log = app.deliveries(&dead_hook).await;
+    let attempts: usize = log
+        .iter()
+        .map(|d| d["attempts"].as_array().map_or(0, Vec::len))
+        .sum();
+    // One in flight once failing, then paused after 10 failures in a row (plus at most a probe
+    // or two while the healthy deliveries finished): not 40 × 11 attempts.
+    assert!(
+        (1..=13).contains(&attempts),
+        "{attempts} attempts to the dead receiver"
+    );
+    assert!(
+        log.iter().all(|d| d["status"] != "FAILED"),
+        "waiting deliveries keep their retries"
+    );
+}
