@@ -435,25 +435,36 @@ async fn collection_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Collect
         .ok_or(StoreError::NotFound)
 }
 
-async fn all_collections(c: &mut Conn, channel_id: i64) -> Result<Vec<Collection>> {
-    let rows = sqlx::query_as::<Db, CollectionRow>(&format!(
-        "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = $1 ORDER BY id"
-    ))
-    .bind(channel_id)
-    .fetch_all(&mut *c)
-    .await?;
+/// The channel's collections among `roots`, with their whole subtrees.
+async fn collection_trees(c: &mut Conn, channel_id: i64, roots: &[i64]) -> Result<Vec<Collection>> {
+    let roots: Vec<i64> = roots.iter().copied().filter(|r| *r > 0).collect();
+    if roots.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb = QueryBuilder::<Db>::new(
+        "WITH RECURSIVE tree(id) AS (SELECT id FROM collections WHERE channel_id = ",
+    );
+    qb.push_bind(channel_id).push(" AND id IN ");
+    push_list(&mut qb, &roots);
+    // UNION, not UNION ALL: a cycle (never written by herald) cannot make it run forever.
+    qb.push(format!(
+        " UNION SELECT c.id FROM collections c JOIN tree t ON c.parent_id = t.id) \
+         SELECT {COLLECTION_COLUMNS} FROM collections WHERE id IN (SELECT id FROM tree) ORDER BY id"
+    ));
+    let rows: Vec<CollectionRow> = qb.build_query_as().fetch_all(&mut *c).await?;
     hydrate_collections(c, rows).await
 }
 
-/// Everything a payload in this channel can refer to: its collections (with their trees) and
-/// the users among `user_ids` or named as collection admins and members.
+/// What a payload can refer to: the collections among `roots` with their subtrees, and the
+/// users among `user_ids` or named as admins and members of those collections.
 async fn catalog(
     c: &mut Conn,
     channel_url: String,
     channel_id: i64,
+    roots: &[i64],
     user_ids: &[i64],
 ) -> Result<Catalog> {
-    let collections = all_collections(c, channel_id).await?;
+    let collections = collection_trees(c, channel_id, roots).await?;
     let mut ids: Vec<i64> = user_ids.to_vec();
     for coll in &collections {
         ids.extend(&coll.admin_ids);
@@ -463,6 +474,29 @@ async fn catalog(
     ids.dedup();
     let users = users_in(c, channel_id, &ids).await?;
     Ok(Catalog::new(channel_url, users, collections))
+}
+
+/// Fails when making `parent` the parent of `id` would make `id` its own ancestor: walks up
+/// from `parent`.
+async fn check_no_cycle(c: &mut Conn, id: i64, parent: Option<i64>) -> Result<()> {
+    let Some(parent) = parent else {
+        return Ok(());
+    };
+    let ancestors: Vec<i64> = sqlx::query_scalar::<Db, i64>(
+        "WITH RECURSIVE up(id, parent_id) AS (SELECT id, parent_id FROM collections WHERE id = $1 \
+         UNION SELECT c.id, c.parent_id FROM collections c JOIN up ON c.id = up.parent_id) SELECT id FROM up",
+    )
+    .bind(parent)
+    .fetch_all(&mut *c)
+    .await?;
+    if ancestors.contains(&id) {
+        return Err(Invalid::new(
+            "parentId",
+            "a collection cannot be its own parent or the parent of its ancestors",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 async fn replace_links(
@@ -568,28 +602,6 @@ async fn actor_and_channel(c: &mut Conn, actor: Actor) -> Result<(User, Channel)
         .pop()
         .ok_or(StoreError::NotFound)?;
     Ok((user, channel))
-}
-
-/// Fails when making `parent` the parent of `id` would make `id` its own ancestor.
-fn check_no_cycle(all: &[Collection], id: i64, parent: Option<i64>) -> Result<()> {
-    let parents: HashMap<i64, Option<i64>> = all.iter().map(|c| (c.id, c.parent_id)).collect();
-    let mut at = parent;
-    let mut steps = 0;
-    while let Some(p) = at {
-        if p == id {
-            return Err(Invalid::new(
-                "parentId",
-                "a collection cannot be its own parent or the parent of its ancestors",
-            )
-            .into());
-        }
-        steps += 1;
-        if steps > all.len() {
-            break;
-        }
-        at = parents.get(&p).copied().flatten();
-    }
-    Ok(())
 }
 
 async fn insert_attempts(c: &mut Conn, records: &[Recorded]) -> Result<()> {
@@ -991,6 +1003,7 @@ impl Store for SqlStore {
                 &mut tx,
                 self.channel_url(&channel.subdomain),
                 channel.id,
+                &video.collection_ids,
                 &video.tagged_user_ids,
             )
             .await?;
@@ -1037,6 +1050,7 @@ impl Store for SqlStore {
             &mut tx,
             self.channel_url(&channel.subdomain),
             channel.id,
+            &video.collection_ids,
             &video.tagged_user_ids,
         )
         .await?;
@@ -1139,10 +1153,13 @@ impl Store for SqlStore {
             let (user, channel) = actor_and_channel(&mut tx, actor).await?;
             let mut users = before.tagged_user_ids.clone();
             users.extend(&after.tagged_user_ids);
+            let mut rooted = before.collection_ids.clone();
+            rooted.extend(&after.collection_ids);
             let cat = catalog(
                 &mut tx,
                 self.channel_url(&channel.subdomain),
                 channel.id,
+                &rooted,
                 &users,
             )
             .await?;
@@ -1181,6 +1198,7 @@ impl Store for SqlStore {
                 &mut tx,
                 self.channel_url(&channel.subdomain),
                 channel.id,
+                &video.collection_ids,
                 &video.tagged_user_ids,
             )
             .await?;
@@ -1283,6 +1301,10 @@ impl Store for SqlStore {
             &mut tx,
             self.channel_url(&channel.subdomain),
             channel.id,
+            &[Some(coll.id), coll.parent_id]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>(),
             &[],
         )
         .await?;
@@ -1358,13 +1380,13 @@ impl Store for SqlStore {
         }
         let (user, channel) = actor_and_channel(&mut tx, actor).await?;
         let url = self.channel_url(&channel.subdomain);
-        let old_cat = catalog(&mut tx, url.clone(), channel.id, &[]).await?;
+        let roots: Vec<i64> = [Some(id), before.parent_id, wanted.parent_id]
+            .into_iter()
+            .flatten()
+            .collect();
+        let old_cat = catalog(&mut tx, url.clone(), channel.id, &roots, &[]).await?;
         if wanted.parent_id != before.parent_id {
-            check_no_cycle(
-                &all_collections(&mut tx, channel.id).await?,
-                id,
-                wanted.parent_id,
-            )?;
+            check_no_cycle(&mut tx, id, wanted.parent_id).await?;
         }
         let old = old_cat.collection_json(&before);
         sqlx::query("UPDATE collections SET name = $1, description = $2, secret = $3, parent_id = $4, updated_at = $5 WHERE id = $6")
@@ -1399,7 +1421,7 @@ impl Store for SqlStore {
             .await?;
         }
         let after = collection_of(&mut tx, actor.channel_id, id).await?;
-        let new_cat = catalog(&mut tx, url, channel.id, &[]).await?;
+        let new_cat = catalog(&mut tx, url, channel.id, &roots, &[]).await?;
         let new = new_cat.collection_json(&after);
         let updates = event::updates(&old, &new, &COLLECTION_FIELDS);
         let mut enqueued = Vec::new();
@@ -1433,6 +1455,7 @@ impl Store for SqlStore {
             &mut tx,
             self.channel_url(&channel.subdomain),
             channel.id,
+            &[coll.id],
             &[],
         )
         .await?;
