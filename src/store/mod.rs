@@ -271,6 +271,17 @@ pub trait Store: Send + Sync + 'static {
         delivery_id: i64,
         lease_until: i64,
     ) -> Result<Claimed>;
+    /// [`Store::record`] then [`Store::claim`], in one transaction: the engine's round trip.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        records: &[Recorded],
+        wants: &[(i64, i64)],
+        listeners: &[i64],
+        now: i64,
+        lease_until: i64,
+        disable_after_ms: i64,
+    ) -> Result<Vec<Claimed>>;
     /// Hands claimed deliveries (`(delivery id, lease)`) back unattempted: due again at `now`.
     async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()>;
 }

@@ -659,6 +659,101 @@ async fn update_webhooks_where(c: &mut Conn, set: &str, ids: &[i64], extra: &str
     Ok(())
 }
 
+/// Claims due deliveries (see [`Store::claim`]).
+async fn claim_in(
+    tx: &mut Conn,
+    wants: &[(i64, i64)],
+    listeners: &[i64],
+    now: i64,
+    lease_until: i64,
+) -> Result<Vec<Claimed>> {
+    if wants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lease: i64 = rand::random::<i64>() & i64::MAX;
+    let mut qb = QueryBuilder::<Db>::new("UPDATE deliveries SET next_attempt_at = ");
+    qb.push_bind(lease_until)
+        .push(", lease = ")
+        .push_bind(lease)
+        .push(" WHERE id IN (");
+    for (i, (webhook_id, limit)) in wants.iter().enumerate() {
+        if i > 0 {
+            qb.push(" UNION ALL ");
+        }
+        // Per webhook, through the (webhook_id, next_attempt_at) index of queued rows: one
+        // webhook's backlog never hides another's fresh deliveries.
+        qb.push("SELECT id FROM (SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = ")
+        .push_bind(*webhook_id)
+        .push(if listeners.contains(webhook_id) { "" } else { " AND w.listener = FALSE" })
+        .push(" AND w.enabled = TRUE AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= ")
+        .push_bind(now)
+        .push(" ORDER BY d.next_attempt_at LIMIT ")
+        .push_bind(*limit)
+        .push(" ")
+        .push(DIALECT.lock_clause())
+        .push(format!(") AS q{i}"));
+    }
+    qb.push(") RETURNING id");
+    let ids: Vec<i64> = qb.build_query_scalar::<i64>().fetch_all(&mut *tx).await?;
+    load_claims(tx, &ids, lease).await
+}
+
+/// Records attempts and moves their deliveries on (see [`Store::record`]).
+async fn record_in(
+    tx: &mut Conn,
+    records: &[Recorded],
+    now: i64,
+    disable_after_ms: i64,
+) -> Result<()> {
+    for chunk in records.chunks(CHUNK) {
+        insert_attempts(&mut *tx, chunk).await?;
+        update_deliveries(&mut *tx, chunk, now).await?;
+    }
+    let ids = |f: &dyn Fn(&Fate) -> bool| {
+        sorted_unique(
+            records
+                .iter()
+                .filter(|r| f(&r.fate))
+                .map(|r| r.webhook_id)
+                .collect(),
+        )
+    };
+    let failed = ids(&|f| matches!(f, Fate::Failed { gone: false }));
+    let gone = ids(&|f| matches!(f, Fate::Failed { gone: true }));
+    let succeeded = ids(&|f| matches!(f, Fate::Succeeded));
+    let failing = "FAILING";
+    update_webhooks_where(
+        &mut *tx,
+        &format!("failing_since = {now}"),
+        &failed,
+        " AND failing_since IS NULL",
+    )
+    .await?;
+    update_webhooks_where(
+        &mut *tx,
+        "failing_since = NULL",
+        &succeeded,
+        " AND failing_since IS NOT NULL",
+    )
+    .await?;
+    let cutoff = now.saturating_sub(disable_after_ms);
+    update_webhooks_where(
+        &mut *tx,
+        &format!("enabled = FALSE, disabled_reason = '{failing}', updated_at = {now}"),
+        &failed,
+        &format!(" AND enabled = TRUE AND failing_since <= {cutoff}"),
+    )
+    .await?;
+    update_webhooks_where(
+        &mut *tx,
+        &format!("enabled = FALSE, disabled_reason = '{failing}', updated_at = {now}"),
+        &gone,
+        " AND enabled = TRUE",
+    )
+    .await?;
+    Ok(())
+}
+
 /// What attempts of the claimed deliveries `ids` need. Pings are never retried.
 async fn load_claims(c: &mut Conn, ids: &[i64], lease: i64) -> Result<Vec<Claimed>> {
     let mut rows: Vec<ClaimRow> = Vec::with_capacity(ids.len());
@@ -1656,33 +1751,8 @@ impl Store for SqlStore {
         if wants.is_empty() {
             return Ok(Vec::new());
         }
-        let lease: i64 = rand::random::<i64>() & i64::MAX;
         let mut tx = self.writer.begin().await?;
-        let mut qb = QueryBuilder::<Db>::new("UPDATE deliveries SET next_attempt_at = ");
-        qb.push_bind(lease_until)
-            .push(", lease = ")
-            .push_bind(lease)
-            .push(" WHERE id IN (");
-        for (i, (webhook_id, limit)) in wants.iter().enumerate() {
-            if i > 0 {
-                qb.push(" UNION ALL ");
-            }
-            // Per webhook, through the (webhook_id, next_attempt_at) index of queued rows: one
-            // webhook's backlog never hides another's fresh deliveries.
-            qb.push("SELECT id FROM (SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = ")
-                .push_bind(*webhook_id)
-                .push(if listeners.contains(webhook_id) { "" } else { " AND w.listener = FALSE" })
-                .push(" AND w.enabled = TRUE AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= ")
-                .push_bind(now)
-                .push(" ORDER BY d.next_attempt_at LIMIT ")
-                .push_bind(*limit)
-                .push(" ")
-                .push(DIALECT.lock_clause())
-                .push(format!(") AS q{i}"));
-        }
-        qb.push(") RETURNING id");
-        let ids: Vec<i64> = qb.build_query_scalar::<i64>().fetch_all(&mut *tx).await?;
-        let claimed = load_claims(&mut tx, &ids, lease).await?;
+        let claimed = claim_in(&mut tx, &wants, listeners, now, lease_until).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -1772,54 +1842,31 @@ impl Store for SqlStore {
             return Ok(());
         }
         let mut tx = self.writer.begin().await?;
-        for chunk in records.chunks(CHUNK) {
-            insert_attempts(&mut tx, chunk).await?;
-            update_deliveries(&mut tx, chunk, now).await?;
-        }
-        let ids = |f: &dyn Fn(&Fate) -> bool| {
-            sorted_unique(
-                records
-                    .iter()
-                    .filter(|r| f(&r.fate))
-                    .map(|r| r.webhook_id)
-                    .collect(),
-            )
-        };
-        let failed = ids(&|f| matches!(f, Fate::Failed { gone: false }));
-        let gone = ids(&|f| matches!(f, Fate::Failed { gone: true }));
-        let succeeded = ids(&|f| matches!(f, Fate::Succeeded));
-        let failing = "FAILING";
-        update_webhooks_where(
-            &mut tx,
-            &format!("failing_since = {now}"),
-            &failed,
-            " AND failing_since IS NULL",
-        )
-        .await?;
-        update_webhooks_where(
-            &mut tx,
-            "failing_since = NULL",
-            &succeeded,
-            " AND failing_since IS NOT NULL",
-        )
-        .await?;
-        let cutoff = now.saturating_sub(disable_after_ms);
-        update_webhooks_where(
-            &mut tx,
-            &format!("enabled = FALSE, disabled_reason = '{failing}', updated_at = {now}"),
-            &failed,
-            &format!(" AND enabled = TRUE AND failing_since <= {cutoff}"),
-        )
-        .await?;
-        update_webhooks_where(
-            &mut tx,
-            &format!("enabled = FALSE, disabled_reason = '{failing}', updated_at = {now}"),
-            &gone,
-            " AND enabled = TRUE",
-        )
-        .await?;
+        record_in(&mut tx, records, now, disable_after_ms).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn settle(
+        &self,
+        records: &[Recorded],
+        wants: &[(i64, i64)],
+        listeners: &[i64],
+        now: i64,
+        lease_until: i64,
+        disable_after_ms: i64,
+    ) -> Result<Vec<Claimed>> {
+        let wants: Vec<(i64, i64)> = wants.iter().copied().filter(|(_, n)| *n > 0).collect();
+        if records.is_empty() && wants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await?;
+        if !records.is_empty() {
+            record_in(&mut tx, records, now, disable_after_ms).await?;
+        }
+        let claimed = claim_in(&mut tx, &wants, listeners, now, lease_until).await?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()> {

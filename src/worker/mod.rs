@@ -177,17 +177,17 @@ impl Engine {
     }
 
     /// Delivers until `shutdown` turns true.
+    ///
+    /// Each round is one transaction: it records the attempts that finished since the last
+    /// round and claims what there is room for. Rounds start when work is enqueued, when
+    /// attempts finish (after a short linger that gathers more of them), or on the poll.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let (record_tx, record_rx) = mpsc::unbounded_channel::<Recorded>();
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-        let recorder = tokio::spawn(record_loop(
-            self.store.clone(),
-            record_rx,
-            ms(self.config.disable_after),
-        ));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Recorded>();
         let mut slots = Slots::new(self.config.max_in_flight, self.config.webhook_concurrency);
         let mut candidates: HashSet<i64> = HashSet::new();
+        let mut finished: Vec<Recorded> = Vec::new();
         let mut poll_due = true;
+        let mut failures = 0u32;
         let mut tasks = tokio::task::JoinSet::new();
 
         while !*shutdown.borrow() {
@@ -200,21 +200,31 @@ impl Engine {
                     Err(e) => warn!(error = %e, "could not look for due deliveries"),
                 }
             }
+            while let Ok(r) = done_rx.try_recv() {
+                slots.finish(&r, Instant::now());
+                finished.push(r);
+            }
             let wants = slots.wants(&candidates, Instant::now());
-            let mut claim_failed = false;
-            if !wants.is_empty() {
+            let mut round_failed = false;
+            if !wants.is_empty() || !finished.is_empty() {
                 let now = now_ms();
+                let lease_until = now + ms(self.config.lease());
+                let listeners = self.listeners.connected();
                 match self
                     .store
-                    .claim(
+                    .settle(
+                        &finished,
                         &wants,
-                        &self.listeners.connected(),
+                        &listeners,
                         now,
-                        now + ms(self.config.lease()),
+                        lease_until,
+                        ms(self.config.disable_after),
                     )
                     .await
                 {
                     Ok(claimed) => {
+                        failures = 0;
+                        finished.clear();
                         let mut got: HashMap<i64, i64> = HashMap::new();
                         for c in &claimed {
                             *got.entry(c.webhook_id).or_default() += 1;
@@ -226,8 +236,7 @@ impl Engine {
                         }
                         for claim in claimed {
                             slots.start(claim.delivery_id, claim.webhook_id, claim.lease);
-                            let (engine, record_tx, done_tx) =
-                                (self.clone(), record_tx.clone(), done_tx.clone());
+                            let (engine, done_tx) = (self.clone(), done_tx.clone());
                             let span = info_span!(
                                 "attempt",
                                 delivery.id = claim.delivery_id,
@@ -236,7 +245,6 @@ impl Engine {
                             );
                             tasks.spawn(
                                 async move {
-                                    let (delivery, webhook) = (claim.delivery_id, claim.webhook_id);
                                     let record = attempt(
                                         &engine.sender,
                                         &engine.listeners,
@@ -244,53 +252,72 @@ impl Engine {
                                         claim,
                                     )
                                     .await;
-                                    let ok = record.fate == Fate::Succeeded;
-                                    let _ = record_tx.send(record);
-                                    let _ = done_tx.send(Done {
-                                        delivery,
-                                        webhook,
-                                        ok,
-                                    });
+                                    let _ = done_tx.send(record);
                                 }
                                 .instrument(span),
                             );
                         }
                     }
                     Err(e) => {
-                        claim_failed = true;
-                        warn!(error = %e, "could not claim deliveries");
+                        // The outcomes stay in `finished` for the next round; their leases keep
+                        // the deliveries safe meanwhile.
+                        round_failed = true;
+                        failures += 1;
+                        warn!(error = %e, failures, "could not record and claim deliveries");
                     }
                 }
             }
             while tasks.try_join_next().is_some() {}
-            while let Ok(done) = done_rx.try_recv() {
-                slots.finish(done, Instant::now());
-            }
-            if !claim_failed && !slots.wants(&candidates, Instant::now()).is_empty() {
+            if !round_failed && !slots.wants(&candidates, Instant::now()).is_empty() {
                 continue; // more work is ready and there is room for it
             }
+            let backoff = Duration::from_millis(50 * u64::from(failures.min(20)));
             tokio::select! {
                 _ = self.wakeup.notify.notified() => {}
-                Some(done) = done_rx.recv() => slots.finish(done, Instant::now()),
-                _ = tokio::time::sleep(self.config.poll) => poll_due = true,
+                Some(r) = done_rx.recv() => {
+                    slots.finish(&r, Instant::now());
+                    finished.push(r);
+                    // Gather the attempts finishing right after this one into the same round.
+                    let until = tokio::time::Instant::now() + LINGER;
+                    while finished.len() < MAX_ROUND {
+                        match tokio::time::timeout_at(until, done_rx.recv()).await {
+                            Ok(Some(r)) => {
+                                slots.finish(&r, Instant::now());
+                                finished.push(r);
+                            }
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(self.config.poll.max(backoff)) => poll_due = true,
                 _ = shutdown.changed() => {}
             }
         }
 
         // Shutdown: end listener sessions, let attempts in flight finish for a grace period,
-        // then hand back the rest.
+        // record what finished, and hand back the rest.
         self.listeners.close_all();
         let _ = tokio::time::timeout(self.config.shutdown_grace, async {
             while tasks.join_next().await.is_some() {}
         })
         .await;
         tasks.abort_all();
-        while let Ok(done) = done_rx.try_recv() {
-            slots.finish(done, Instant::now());
+        while let Ok(r) = done_rx.try_recv() {
+            slots.finish(&r, Instant::now());
+            finished.push(r);
         }
-        drop(record_tx);
-        if let Err(e) = recorder.await {
-            warn!(error = %e, "recorder stopped abnormally");
+        for attempt in 0..5u64 {
+            match self
+                .store
+                .record(&finished, now_ms(), ms(self.config.disable_after))
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    warn!(error = %e, attempt, "could not record the last attempts; their deliveries are retried when their lease ends");
+                    tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;
+                }
+            }
         }
         let unfinished = slots.unfinished();
         if !unfinished.is_empty() {
@@ -301,13 +328,12 @@ impl Engine {
     }
 }
 
-/// An attempt that finished.
-#[derive(Debug, Clone, Copy)]
-struct Done {
-    delivery: i64,
-    webhook: i64,
-    ok: bool,
-}
+/// After an attempt finishes, how long the dispatcher waits for more before its round: one
+/// transaction then carries many outcomes, which keeps commits (SQLite's single writer above
+/// all) few.
+const LINGER: Duration = Duration::from_millis(3);
+/// The most outcomes one round records.
+const MAX_ROUND: usize = 2048;
 
 /// Consecutive failures after which a webhook is paused.
 const BREAKER_TRIP: u32 = 10;
@@ -371,19 +397,19 @@ impl Slots {
         *self.per_webhook.entry(webhook).or_default() += 1;
     }
 
-    fn finish(&mut self, done: Done, now: Instant) {
-        self.in_flight.remove(&done.delivery);
-        if let Some(n) = self.per_webhook.get_mut(&done.webhook) {
+    fn finish(&mut self, done: &Recorded, now: Instant) {
+        self.in_flight.remove(&done.delivery_id);
+        if let Some(n) = self.per_webhook.get_mut(&done.webhook_id) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.per_webhook.remove(&done.webhook);
+                self.per_webhook.remove(&done.webhook_id);
             }
         }
-        if done.ok {
-            self.failing.remove(&done.webhook);
+        if done.fate == Fate::Succeeded {
+            self.failing.remove(&done.webhook_id);
             return;
         }
-        let entry = self.failing.entry(done.webhook).or_insert((0, None));
+        let entry = self.failing.entry(done.webhook_id).or_insert((0, None));
         entry.0 += 1;
         if entry.0 >= BREAKER_TRIP {
             let trips = (entry.0 - BREAKER_TRIP).min(16);
@@ -478,46 +504,29 @@ async fn attempt(
     }
 }
 
-/// Writes outcomes in batches: whatever has arrived while the previous batch was written goes
-/// into the next transaction. A batch that cannot be written is tried again; its deliveries'
-/// leases keep them safe meanwhile.
-async fn record_loop(
-    store: SharedStore,
-    mut rx: mpsc::UnboundedReceiver<Recorded>,
-    disable_after_ms: i64,
-) {
-    const MAX_BATCH: usize = 1024;
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-        let mut tries = 0u32;
-        loop {
-            match store.record(&batch, now_ms(), disable_after_ms).await {
-                Ok(()) => break,
-                Err(e) if tries < 20 => {
-                    tries += 1;
-                    warn!(error = %e, tries, "could not record attempts; trying again");
-                    tokio::time::sleep(Duration::from_millis(50 * u64::from(tries))).await;
-                }
-                Err(e) => {
-                    warn!(error = %e, count = batch.len(), "giving up recording attempts; their deliveries are retried when their lease ends");
-                    break;
-                }
-            }
-        }
-        batch.clear();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn done(delivery: i64, webhook: i64, ok: bool) -> Recorded {
+        Recorded {
+            delivery_id: delivery,
+            webhook_id: webhook,
+            lease: 0,
+            at: 0,
+            url: String::new(),
+            code: None,
+            result: crate::domain::delivery::AttemptResult::Unknown,
+            message: None,
+            duration_ms: 0,
+            response_body: None,
+            fate: if ok {
+                Fate::Succeeded
+            } else {
+                Fate::Failed { gone: false }
+            },
+        }
+    }
 
     fn set(ids: &[i64]) -> HashSet<i64> {
         ids.iter().copied().collect()
@@ -530,14 +539,7 @@ mod tests {
         s.start(10, 1, 0);
         s.start(11, 1, 0);
         assert_eq!(s.wants(&set(&[1, 2]), Instant::now()), vec![(1, 1), (2, 2)]);
-        s.finish(
-            Done {
-                delivery: 10,
-                webhook: 1,
-                ok: true,
-            },
-            Instant::now(),
-        );
+        s.finish(&done(10, 1, true), Instant::now());
         assert_eq!(s.unfinished(), vec![(11, 0)]);
     }
 
@@ -546,25 +548,11 @@ mod tests {
         let mut s = Slots::new(100, 10);
         let t0 = Instant::now();
         s.start(1, 7, 0);
-        s.finish(
-            Done {
-                delivery: 1,
-                webhook: 7,
-                ok: false,
-            },
-            t0,
-        );
+        s.finish(&done(1, 7, false), t0);
         assert_eq!(s.wants(&set(&[7]), t0), vec![(7, 1)]);
         for d in 2..=BREAKER_TRIP as i64 {
             s.start(d, 7, 0);
-            s.finish(
-                Done {
-                    delivery: d,
-                    webhook: 7,
-                    ok: false,
-                },
-                t0,
-            );
+            s.finish(&done(d, 7, false), t0);
         }
         assert!(s.wants(&set(&[7]), t0).is_empty(), "paused");
         assert_eq!(
@@ -573,27 +561,13 @@ mod tests {
             "one probe after the pause"
         );
         s.start(99, 7, 0);
-        s.finish(
-            Done {
-                delivery: 99,
-                webhook: 7,
-                ok: false,
-            },
-            t0 + BREAKER_PAUSE,
-        );
+        s.finish(&done(99, 7, false), t0 + BREAKER_PAUSE);
         assert!(
             s.wants(&set(&[7]), t0 + BREAKER_PAUSE * 2).is_empty(),
             "the pause doubles"
         );
         s.start(100, 7, 0);
-        s.finish(
-            Done {
-                delivery: 100,
-                webhook: 7,
-                ok: true,
-            },
-            t0,
-        );
+        s.finish(&done(100, 7, true), t0);
         assert_eq!(
             s.wants(&set(&[7]), t0),
             vec![(7, 10)],

@@ -103,7 +103,6 @@ impl Sender {
                 policy: policy.clone(),
             }))
             .connect_timeout(timeout)
-            .pool_max_idle_per_host(64)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()?;

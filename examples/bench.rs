@@ -1,0 +1,723 @@
+//! herald's benchmark: starts the release `herald` binary on SQLite or PostgreSQL, a fast
+//! receiver on loopback (checking signatures on a sample) and a load generator, runs the
+//! scenarios, and prints a table. It first measures the machine's own limit: the rate at which a
+//! plain HTTP client POSTs the same body to the same receiver over loopback.
+//!
+//! ```sh
+//! cargo build --release --bin herald --example bench
+//! target/release/examples/bench --db sqlite            # every scenario
+//! target/release/examples/bench --db postgres --scenario fanout --duration 30
+//! ```
+//!
+//! Scenarios: `fanout` (events to 50 webhooks), `latency` (1,000 events/s to one webhook),
+//! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `slow` (a
+//! third of the webhooks answer after 5 s), `two` (two herald processes on one PostgreSQL).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::Router;
+use clap::Parser;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    /// `sqlite` or `postgres`.
+    #[arg(long, default_value = "sqlite")]
+    db: String,
+    /// The PostgreSQL server for `--db postgres` (a fresh database is created there and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pg: String,
+    /// `fanout`, `latency`, `backlog`, `slow`, `two` or `all`.
+    #[arg(long, default_value = "all")]
+    scenario: String,
+    /// Seconds of load per scenario.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Events per second offered in the fan-out scenarios (each goes to 50 webhooks).
+    #[arg(long, default_value_t = 500)]
+    rate: u64,
+    /// Deliveries queued for the dead receiver in `backlog`.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: i64,
+    /// The herald binary (default: `herald` beside this one's directory).
+    #[arg(long)]
+    herald: Option<PathBuf>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The receiver.
+
+#[derive(Default)]
+struct Stats {
+    received: AtomicU64,
+    measuring: AtomicBool,
+    /// Latency from the event's `at` to arrival, ms, while measuring.
+    latencies: Mutex<Vec<u32>>,
+    nonces: Mutex<HashSet<String>>,
+    duplicates: AtomicU64,
+    checked: AtomicU64,
+    bad_signatures: AtomicU64,
+    /// Webhook indexes that answer after 5 s.
+    slow: Mutex<HashSet<usize>>,
+    sample_body: Mutex<Option<Bytes>>,
+}
+
+async fn receive(
+    State(stats): State<Arc<Stats>>,
+    Path(index): Path<usize>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> &'static str {
+    let n = stats.received.fetch_add(1, Ordering::Relaxed);
+    if let Some(nonce) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
+        let fresh = stats
+            .nonces
+            .lock()
+            .map(|mut s| s.insert(nonce.to_owned()))
+            .unwrap_or(true);
+        if !fresh {
+            stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if stats.measuring.load(Ordering::Relaxed) {
+        if let Some(at) = event_time(&body) {
+            let ms = (chrono::Utc::now() - at).num_milliseconds().max(0);
+            if let Ok(mut l) = stats.latencies.lock() {
+                l.push(u32::try_from(ms).unwrap_or(u32::MAX));
+            }
+        }
+    }
+    if n % 100 == 0 {
+        let pairs: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        stats.checked.fetch_add(1, Ordering::Relaxed);
+        if herald_verify::Verifier::new([SECRET])
+            .verify(&pairs, &body)
+            .is_err()
+        {
+            stats.bad_signatures.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut s) = stats.sample_body.lock() {
+            s.get_or_insert(body.clone());
+        }
+    }
+    if stats
+        .slow
+        .lock()
+        .map(|s| s.contains(&index))
+        .unwrap_or(false)
+    {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    "ok"
+}
+
+async fn plain(body: Bytes) -> &'static str {
+    let _ = body.len();
+    "ok"
+}
+
+/// The payload's `at`, read without parsing the whole body.
+fn event_time(body: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("\"at\":\"")? + 6;
+    let end = start + text[start..].find('"')?;
+    chrono::DateTime::parse_from_rfc3339(&text[start..end])
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+async fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
+    let app = Router::new()
+        .route("/hook/{index}", post(receive))
+        .route("/plain", post(plain))
+        .with_state(stats);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind receiver");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// herald processes and databases.
+
+struct Db {
+    url: String,
+    admin: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    async fn new(args: &Args) -> Db {
+        if args.db == "postgres" {
+            let name = format!("herald_bench_{}", hex::encode(rand::random::<[u8; 6]>()));
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&args.pg)
+                .await
+                .expect("connect to --pg");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let mut url = url::Url::parse(&args.pg).expect("--pg URL");
+            url.set_path(&name);
+            Db {
+                url: url.to_string(),
+                admin: Some((args.pg.clone(), name)),
+                _dir: None,
+            }
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            Db {
+                url: format!("sqlite://{}", dir.path().join("bench.db").display()),
+                admin: None,
+                _dir: Some(dir),
+            }
+        }
+    }
+
+    async fn drop_database(&self) {
+        if let Some((admin, name)) = &self.admin {
+            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        if self.admin.is_some() {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut c)
+                .await
+                .expect("query")
+        } else {
+            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&mut c)
+                .await
+                .expect("query")
+        }
+    }
+
+    /// Queues `n` deliveries of one event for a webhook, straight in the database.
+    async fn seed(&self, webhook_id: i64, event_id: i64, url: &str, n: i64) {
+        let now = chrono::Utc::now().timestamp_millis();
+        if self.admin.is_some() {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query(
+                "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) \
+                 SELECT $1, $2, lpad(to_hex(i), 40, '0'), 'PENDING', 0, $3, $4, $4, $4 FROM generate_series(1, $5::bigint) AS i",
+            )
+            .bind(webhook_id).bind(event_id).bind(url).bind(now).bind(n)
+            .execute(&mut c).await.expect("seed");
+        } else {
+            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+                .await
+                .expect("connect");
+            sqlx::query("PRAGMA busy_timeout = 30000")
+                .execute(&mut c)
+                .await
+                .expect("pragma");
+            sqlx::query(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $5) \
+                 INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) \
+                 SELECT $1, $2, printf('%040x', i), 'PENDING', 0, $3, $4, $4, $4 FROM n",
+            )
+            .bind(webhook_id).bind(event_id).bind(url).bind(now).bind(n)
+            .execute(&mut c).await.expect("seed");
+        }
+    }
+}
+
+struct Herald {
+    child: Child,
+    url: String,
+    pid: u32,
+}
+
+impl Drop for Herald {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Herald {
+    async fn start(bin: &PathBuf, db: &str) -> Herald {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let child = Command::new(bin)
+            .arg("serve")
+            .env("DATABASE_URL", db)
+            .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("HERALD_DEV", "true")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start herald");
+        let pid = child.id();
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(30);
+        while client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(Instant::now() < until, "herald did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Herald { child, url, pid }
+    }
+
+    /// User + system CPU time so far.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+    }
+
+    /// Peak resident set size, MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+fn token(bin: &PathBuf, db: &str) -> String {
+    let out = Command::new(bin)
+        .args([
+            "token",
+            "create",
+            "--channel",
+            "bench",
+            "--email",
+            "bench@herald.test",
+        ])
+        .env("DATABASE_URL", db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("herald token create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn gql(client: &reqwest::Client, url: &str, token: &str, query: &str, vars: Value) -> Value {
+    client
+        .post(format!("{url}/api/graphql"))
+        .bearer_auth(token)
+        .json(&json!({"query": query, "variables": vars}))
+        .send()
+        .await
+        .expect("GraphQL request")
+        .json()
+        .await
+        .expect("GraphQL answer")
+}
+
+async fn create_webhook(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    hook_url: &str,
+    event: &str,
+) -> String {
+    let r = gql(
+        client,
+        url,
+        token,
+        "mutation ($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } errors { message } } }",
+        json!({"i": {"url": hook_url, "events": [event], "secrets": [SECRET], "retries": 3}}),
+    )
+    .await;
+    r["data"]["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load and measurement.
+
+/// Offers `rate` events per second for `duration`, spread over `servers`. Returns events sent.
+async fn offer(servers: &[String], token: &str, rate: u64, duration: Duration) -> u64 {
+    let client = reqwest::Client::new();
+    let sent = Arc::new(AtomicU64::new(0));
+    let workers = 32u64;
+    let period = Duration::from_secs_f64(workers as f64 / rate.max(1) as f64);
+    let until = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (client, sent, token) = (client.clone(), sent.clone(), token.to_owned());
+        let server = servers[(w as usize) % servers.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period.mul_f64(w as f64 / workers as f64), period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            while Instant::now() < until {
+                tick.tick().await;
+                let n = sent.fetch_add(1, Ordering::Relaxed);
+                let r = gql(&client, &server, &token, "mutation ($n: String!) { createCollection(input: {name: $n}) { errors { message } } }", json!({"n": format!("event {n}")})).await;
+                if r["data"]["createCollection"]["errors"] != json!([]) {
+                    eprintln!("mutation failed: {r}");
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    sent.load(Ordering::Relaxed)
+}
+
+/// The plain-client limit: POSTs of `body` to the receiver, 64 at a time, for `duration`.
+async fn plain_limit(addr: std::net::SocketAddr, body: Bytes, duration: Duration) -> f64 {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (client, done, body) = (client.clone(), done.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                if client
+                    .post(format!("http://{addr}/plain"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
+}
+
+struct Row {
+    scenario: String,
+    events_per_s: f64,
+    deliveries_per_s: f64,
+    p50: u32,
+    p90: u32,
+    p99: u32,
+    max: u32,
+    rss_mib: f64,
+    cpu_us_per_delivery: f64,
+    note: String,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Scenario {
+    name: &'static str,
+    webhooks: usize,
+    slow: usize,
+    rate: u64,
+    backlog: i64,
+    processes: usize,
+}
+
+async fn run(
+    args: &Args,
+    bin: &PathBuf,
+    stats: &Arc<Stats>,
+    addr: std::net::SocketAddr,
+    sc: &Scenario,
+) -> Row {
+    let db = Db::new(args).await;
+    let token = token(bin, &db.url);
+    let mut heralds = Vec::new();
+    for _ in 0..sc.processes {
+        heralds.push(Herald::start(bin, &db.url).await);
+    }
+    let client = reqwest::Client::new();
+    let first = heralds[0].url.clone();
+    if let Ok(mut s) = stats.slow.lock() {
+        *s = (0..sc.slow).collect();
+    }
+    for i in 0..sc.webhooks {
+        create_webhook(
+            &client,
+            &first,
+            &token,
+            &format!("http://{addr}/hook/{i}"),
+            "COLLECTION",
+        )
+        .await;
+    }
+    let mut note = String::new();
+    if sc.backlog > 0 {
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port");
+        let dead_url = format!("http://{dead}/hook");
+        let id = create_webhook(&client, &first, &token, &dead_url, "VIDEO").await;
+        let n = herald::domain::ids::decode(herald::domain::ids::Kind::Webhook, &id).expect("id");
+        let r = gql(
+            &client,
+            &first,
+            &token,
+            "mutation { createVideo(input: {title: \"backlog\"}) { errors { message } } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(r["data"]["createVideo"]["errors"], json!([]));
+        let event = db.scalar("SELECT MAX(id) FROM events").await;
+        let t = Instant::now();
+        db.seed(n, event, &dead_url, sc.backlog).await;
+        note = format!(
+            "{} queued for a dead receiver (seeded in {:.0} s)",
+            sc.backlog,
+            t.elapsed().as_secs_f64()
+        );
+    }
+
+    let servers: Vec<String> = heralds.iter().map(|h| h.url.clone()).collect();
+    let expected_per_event = sc.webhooks as u64;
+    let duration = Duration::from_secs(args.duration);
+    if let Ok(mut l) = stats.latencies.lock() {
+        l.clear();
+    }
+    let base = stats.received.load(Ordering::Relaxed);
+    let dup_base = stats.duplicates.load(Ordering::Relaxed);
+    let cpu0: Duration = heralds.iter().map(Herald::cpu).sum();
+    stats.measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let events = offer(&servers, &token, sc.rate, duration).await;
+    let elapsed = started.elapsed();
+    let in_window = stats.received.load(Ordering::Relaxed) - base;
+    let cpu1: Duration = heralds.iter().map(Herald::cpu).sum();
+    // Let the rest arrive (every delivery is made), still measuring latency.
+    let expected = events * expected_per_event;
+    let until = Instant::now() + Duration::from_secs(120);
+    while stats.received.load(Ordering::Relaxed) - base < expected && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stats.measuring.store(false, Ordering::Relaxed);
+    let delivered = stats.received.load(Ordering::Relaxed) - base;
+    let mut lat = stats
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    lat.sort_unstable();
+    let rss: f64 = heralds.iter().map(Herald::peak_rss_mib).fold(0.0, f64::max);
+    let recorded = db
+        .scalar("SELECT COUNT(*) FROM delivery_attempts WHERE result = 'SUCCESS'")
+        .await;
+    let dups = stats.duplicates.load(Ordering::Relaxed) - dup_base;
+    if !note.is_empty() {
+        note.push_str("; ");
+    }
+    note.push_str(&format!(
+        "{delivered}/{expected} delivered, {recorded} successes recorded, {dups} duplicates"
+    ));
+    drop(heralds);
+    db.drop_database().await;
+    let deliveries = in_window.max(1);
+    Row {
+        scenario: format!(
+            "{} ({}{})",
+            sc.name,
+            args.db,
+            if sc.processes > 1 {
+                ", 2 processes"
+            } else {
+                ""
+            }
+        ),
+        events_per_s: events as f64 / elapsed.as_secs_f64(),
+        deliveries_per_s: in_window as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&lat, 0.5),
+        p90: percentile(&lat, 0.9),
+        p99: percentile(&lat, 0.99),
+        max: lat.last().copied().unwrap_or(0),
+        rss_mib: rss,
+        cpu_us_per_delivery: (cpu1 - cpu0).as_micros() as f64 / deliveries as f64,
+        note,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let bin = args.herald.clone().unwrap_or_else(|| {
+        let me = std::env::current_exe().expect("current exe");
+        me.parent()
+            .and_then(|p| p.parent())
+            .map(|p| p.join("herald"))
+            .expect("target dir")
+    });
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --release --bin herald",
+        bin.display()
+    );
+    let stats = Arc::new(Stats::default());
+    let addr = start_receiver(stats.clone()).await;
+
+    let all = [
+        Scenario {
+            name: "fanout",
+            webhooks: 50,
+            slow: 0,
+            rate: args.rate,
+            backlog: 0,
+            processes: 1,
+        },
+        Scenario {
+            name: "latency",
+            webhooks: 1,
+            slow: 0,
+            rate: 1000,
+            backlog: 0,
+            processes: 1,
+        },
+        Scenario {
+            name: "backlog",
+            webhooks: 50,
+            slow: 0,
+            rate: args.rate,
+            backlog: args.backlog,
+            processes: 1,
+        },
+        Scenario {
+            name: "slow",
+            webhooks: 50,
+            slow: 17,
+            rate: args.rate,
+            backlog: 0,
+            processes: 1,
+        },
+        Scenario {
+            name: "two",
+            webhooks: 50,
+            slow: 0,
+            rate: args.rate,
+            backlog: 0,
+            processes: 2,
+        },
+    ];
+    let chosen: Vec<&Scenario> = all
+        .iter()
+        .filter(|s| args.scenario == "all" || args.scenario == s.name)
+        .filter(|s| s.processes == 1 || args.db == "postgres")
+        .collect();
+    assert!(
+        !chosen.is_empty(),
+        "no scenario {:?} for --db {}",
+        args.scenario,
+        args.db
+    );
+
+    let mut rows = Vec::new();
+    let mut sample = None;
+    for sc in chosen {
+        eprintln!(
+            "running {} on {} for {} s …",
+            sc.name, args.db, args.duration
+        );
+        rows.push(run(&args, &bin, &stats, addr, sc).await);
+        sample = sample.or_else(|| stats.sample_body.lock().ok().and_then(|s| s.clone()));
+    }
+    let body = sample.unwrap_or_else(|| Bytes::from(vec![b'x'; 1200]));
+    let limit = plain_limit(addr, body.clone(), Duration::from_secs(10)).await;
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    println!(
+        "\nherald benchmark — {} CPUs ({cpu}), {} s per scenario, body {} bytes, 1 secret",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        args.duration,
+        body.len()
+    );
+    println!("plain-client limit (64 concurrent keep-alive POSTs to the same receiver): {limit:.0} req/s\n");
+    println!("| scenario | events/s offered | deliveries/s | vs plain client | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery | notes |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} % | {} | {} | {} | {} | {:.0} | {:.0} | {} |",
+            r.scenario,
+            r.events_per_s,
+            r.deliveries_per_s,
+            100.0 * r.deliveries_per_s / limit.max(1.0),
+            r.p50,
+            r.p90,
+            r.p99,
+            r.max,
+            r.rss_mib,
+            r.cpu_us_per_delivery,
+            r.note
+        );
+    }
+    let checked = stats.checked.load(Ordering::Relaxed);
+    println!(
+        "\nsignatures checked on a sample: {checked}, failed: {}",
+        stats.bad_signatures.load(Ordering::Relaxed)
+    );
+}
