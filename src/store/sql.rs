@@ -333,12 +333,16 @@ async fn check_ids(
     }
 }
 
-async fn links(c: &mut Conn, sql: &str, owners: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
+/// The targets of each of `owners` in a relation, in their stored order.
+async fn links(c: &mut Conn, link: Link, owners: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
     let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
     if owners.is_empty() {
         return Ok(out);
     }
-    let mut qb = QueryBuilder::<Db>::new(sql);
+    let (table, owner_col, target_col) = link.names();
+    let mut qb = QueryBuilder::<Db>::new(format!(
+        "SELECT {owner_col} AS owner, {target_col} AS target FROM {table} WHERE {owner_col} IN "
+    ));
     push_list(&mut qb, owners);
     qb.push(" ORDER BY owner, position");
     let rows: Vec<LinkRow> = qb.build_query_as().fetch_all(&mut *c).await?;
@@ -350,13 +354,8 @@ async fn links(c: &mut Conn, sql: &str, owners: &[i64]) -> Result<HashMap<i64, V
 
 async fn hydrate_videos(c: &mut Conn, rows: Vec<VideoRow>) -> Result<Vec<Video>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut colls = links(c, "SELECT video_id AS owner, collection_id AS target FROM video_collections WHERE video_id IN ", &ids).await?;
-    let mut tagged = links(
-        c,
-        "SELECT video_id AS owner, user_id AS target FROM video_tagged_users WHERE video_id IN ",
-        &ids,
-    )
-    .await?;
+    let mut colls = links(c, Link::VideoCollections, &ids).await?;
+    let mut tagged = links(c, Link::VideoTaggedUsers, &ids).await?;
     rows.into_iter()
         .map(|r| {
             Ok(Video {
@@ -400,8 +399,8 @@ async fn video_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Video> {
 
 async fn hydrate_collections(c: &mut Conn, rows: Vec<CollectionRow>) -> Result<Vec<Collection>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut admins = links(c, "SELECT collection_id AS owner, user_id AS target FROM collection_admins WHERE collection_id IN ", &ids).await?;
-    let mut members = links(c, "SELECT collection_id AS owner, user_id AS target FROM collection_members WHERE collection_id IN ", &ids).await?;
+    let mut admins = links(c, Link::CollectionAdmins, &ids).await?;
+    let mut members = links(c, Link::CollectionMembers, &ids).await?;
     Ok(rows
         .into_iter()
         .map(|r| Collection {
@@ -499,14 +498,30 @@ async fn check_no_cycle(c: &mut Conn, id: i64, parent: Option<i64>) -> Result<()
     Ok(())
 }
 
-async fn replace_links(
-    c: &mut Conn,
-    table: &str,
-    owner_col: &str,
-    target_col: &str,
-    owner: i64,
-    targets: &[i64],
-) -> Result<()> {
+/// The many-to-many relations, stored as (owner, target, position) rows.
+#[derive(Clone, Copy)]
+enum Link {
+    VideoCollections,
+    VideoTaggedUsers,
+    CollectionAdmins,
+    CollectionMembers,
+}
+
+impl Link {
+    /// Table, owner column, target column.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Link::VideoCollections => ("video_collections", "video_id", "collection_id"),
+            Link::VideoTaggedUsers => ("video_tagged_users", "video_id", "user_id"),
+            Link::CollectionAdmins => ("collection_admins", "collection_id", "user_id"),
+            Link::CollectionMembers => ("collection_members", "collection_id", "user_id"),
+        }
+    }
+}
+
+/// Replaces the targets of `owner` in a relation, keeping the given order.
+async fn replace_links(c: &mut Conn, link: Link, owner: i64, targets: &[i64]) -> Result<()> {
+    let (table, owner_col, target_col) = link.names();
     sqlx::query(&format!("DELETE FROM {table} WHERE {owner_col} = $1"))
         .bind(owner)
         .execute(&mut *c)
@@ -1072,24 +1087,8 @@ impl Store for SqlStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        replace_links(
-            &mut tx,
-            "video_collections",
-            "video_id",
-            "collection_id",
-            id,
-            &new.collection_ids,
-        )
-        .await?;
-        replace_links(
-            &mut tx,
-            "video_tagged_users",
-            "video_id",
-            "user_id",
-            id,
-            &new.tagged_user_ids,
-        )
-        .await?;
+        replace_links(&mut tx, Link::VideoCollections, id, &new.collection_ids).await?;
+        replace_links(&mut tx, Link::VideoTaggedUsers, id, &new.tagged_user_ids).await?;
         let video = video_of(&mut tx, actor.channel_id, id).await?;
         let mut enqueued = Vec::new();
         if !video.draft {
@@ -1221,26 +1220,10 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         if wanted.collection_ids != before.collection_ids {
-            replace_links(
-                &mut tx,
-                "video_collections",
-                "video_id",
-                "collection_id",
-                id,
-                &wanted.collection_ids,
-            )
-            .await?;
+            replace_links(&mut tx, Link::VideoCollections, id, &wanted.collection_ids).await?;
         }
         if wanted.tagged_user_ids != before.tagged_user_ids {
-            replace_links(
-                &mut tx,
-                "video_tagged_users",
-                "video_id",
-                "user_id",
-                id,
-                &wanted.tagged_user_ids,
-            )
-            .await?;
+            replace_links(&mut tx, Link::VideoTaggedUsers, id, &wanted.tagged_user_ids).await?;
         }
         let after = video_of(&mut tx, actor.channel_id, id).await?;
         let mut enqueued = Vec::new();
@@ -1372,24 +1355,8 @@ impl Store for SqlStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        replace_links(
-            &mut tx,
-            "collection_admins",
-            "collection_id",
-            "user_id",
-            id,
-            &new.admin_ids,
-        )
-        .await?;
-        replace_links(
-            &mut tx,
-            "collection_members",
-            "collection_id",
-            "user_id",
-            id,
-            &new.member_ids,
-        )
-        .await?;
+        replace_links(&mut tx, Link::CollectionAdmins, id, &new.admin_ids).await?;
+        replace_links(&mut tx, Link::CollectionMembers, id, &new.member_ids).await?;
         let coll = collection_of(&mut tx, actor.channel_id, id).await?;
         let (user, channel) = actor_and_channel(&mut tx, actor).await?;
         let cat = catalog(
@@ -1494,26 +1461,10 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         if wanted.admin_ids != before.admin_ids {
-            replace_links(
-                &mut tx,
-                "collection_admins",
-                "collection_id",
-                "user_id",
-                id,
-                &wanted.admin_ids,
-            )
-            .await?;
+            replace_links(&mut tx, Link::CollectionAdmins, id, &wanted.admin_ids).await?;
         }
         if wanted.member_ids != before.member_ids {
-            replace_links(
-                &mut tx,
-                "collection_members",
-                "collection_id",
-                "user_id",
-                id,
-                &wanted.member_ids,
-            )
-            .await?;
+            replace_links(&mut tx, Link::CollectionMembers, id, &wanted.member_ids).await?;
         }
         let after = collection_of(&mut tx, actor.channel_id, id).await?;
         let new_cat = catalog(&mut tx, url, channel.id, &roots, &[]).await?;
