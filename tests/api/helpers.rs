@@ -427,3 +427,41 @@ async fn receive(
     }
     resp
 }
+
+/// A child process whose stdout is read line by line as it comes.
+pub struct Process {
+    pub child: tokio::process::Child,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Process {
+    /// Spawns `cmd` with stdout piped; the process is killed when this is dropped.
+    pub fn spawn(cmd: &mut tokio::process::Command) -> Process {
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        Process {
+            child,
+            lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
+        }
+    }
+
+    /// The next line containing `needle`; fails at the deadline or if the process exits.
+    pub async fn expect_line(&mut self, needle: &str) -> String {
+        let until = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            let line = tokio::time::timeout(left, self.lines.next_line())
+                .await
+                .unwrap_or_else(|_| panic!("the process never printed {needle:?}"))
+                .expect("read stdout")
+                .unwrap_or_else(|| panic!("the process exited before printing {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}

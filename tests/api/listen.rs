@@ -1,18 +1,12 @@
 //! `herald listen`: a herald server, the listen CLI and a local receiver, all on loopback.
 
-use crate::helpers::{spawn_app, start_at, TestApp, TestReceiver, DEADLINE};
+use crate::helpers::{spawn_app, start_at, Process, TestApp, TestReceiver, DEADLINE};
 use herald_verify::{Scheme, Verifier};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-struct Listen {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-impl Listen {
-    fn start(app: &TestApp, forward_to: &str) -> Listen {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+fn listen(app: &TestApp, forward_to: &str) -> Process {
+    Process::spawn(
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
             .env_clear()
             .env("RUST_LOG", "warn")
             .args([
@@ -24,29 +18,30 @@ impl Listen {
                 "--events",
                 "COLLECTION",
             ])
-            .env("HERALD_TOKEN", &app.token)
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn herald listen");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Listen { child, lines }
-    }
+            .env("HERALD_TOKEN", &app.token),
+    )
+}
 
-    async fn expect_line(&mut self, needle: &str) -> String {
-        let until = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            let line = tokio::time::timeout(left, self.lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("herald listen never printed {needle:?}"))
-                .expect("read")
-                .expect("herald listen exited");
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
+/// Runs `herald listen` with `token`, which herald must refuse; returns its stderr.
+async fn refused(app: &TestApp, token: &str) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .env_clear()
+        .args([
+            "listen",
+            "--server",
+            &app.url(""),
+            "--forward-to",
+            "http://127.0.0.1:9/hook",
+            "--token",
+            token,
+        ])
+        .output();
+    let out = tokio::time::timeout(DEADLINE, out)
+        .await
+        .expect("exits")
+        .expect("run");
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 async fn listener_webhook(app: &TestApp) -> String {
@@ -82,7 +77,7 @@ async fn create_collection(app: &TestApp, name: &str) {
 async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_restart() {
     let app = spawn_app().await;
     let local = TestReceiver::start().await;
-    let mut listen = Listen::start(&app, &local.url());
+    let mut listen = listen(&app, &local.url());
     listen
         .expect_line("Ready. Forwarding COLLECTION events")
         .await;
@@ -148,46 +143,13 @@ async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_re
 #[tokio::test]
 async fn a_bad_token_is_refused_without_retrying_forever() {
     let app = spawn_app().await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .env_clear()
-        .args([
-            "listen",
-            "--server",
-            &app.url(""),
-            "--forward-to",
-            "http://127.0.0.1:9/hook",
-            "--token",
-            "hrld_wrong",
-        ])
-        .output();
-    let out = tokio::time::timeout(DEADLINE, out)
-        .await
-        .expect("exits")
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&app, "hrld_wrong").await;
     assert!(stderr.contains("token"), "{stderr}");
 }
 
 #[tokio::test]
 async fn a_member_cannot_listen() {
     let app = spawn_app().await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .env_clear()
-        .args([
-            "listen",
-            "--server",
-            &app.url(""),
-            "--forward-to",
-            "http://127.0.0.1:9/hook",
-            "--token",
-            &app.member_token,
-        ])
-        .output();
-    let out = tokio::time::timeout(DEADLINE, out)
-        .await
-        .expect("exits")
-        .expect("run");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Only channel admins"));
+    let stderr = refused(&app, &app.member_token).await;
+    assert!(stderr.contains("Only channel admins"), "{stderr}");
 }

@@ -1,10 +1,9 @@
 //! The receiving side: test pings, redelivery, endpoint handshakes and the example receiver.
 
-use crate::helpers::{spawn_app, Reply, TestApp, TestReceiver, DEADLINE, SECRET_A, SECRET_B};
+use crate::helpers::{spawn_app, Process, Reply, TestApp, TestReceiver, SECRET_A, SECRET_B};
 use herald_verify::Verifier;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TEST: &str = "mutation ($i: TestWebhookInput!) { testWebhook(input: $i) { delivery { id nonce event status body attempts { code result } } errors { message path } } }";
 const REDELIVER: &str = "mutation ($i: RedeliverWebhookDeliveryInput!) { redeliverWebhookDelivery(input: $i) { delivery { id nonce status attempts { code result } } errors { message path } } }";
@@ -164,10 +163,9 @@ async fn endpoints_that_fail_the_handshake_are_refused_and_nothing_is_saved() {
     assert_eq!(webhook_count(&app).await, 0);
 }
 
-/// The example receiver, started as a process; its stdout lines are read as they come.
+/// The example receiver, started as a process.
 struct ExampleReceiver {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    process: Process,
     url: String,
 }
 
@@ -179,44 +177,22 @@ impl ExampleReceiver {
             .expect("target dir")
             .join("examples")
             .join("receiver");
-        let mut child = tokio::process::Command::new(&exe)
-            .env("HERALD_SECRETS", secrets)
-            .env("HERALD_VERIFY_TOKEN", verify_token)
-            .env("PORT", "0")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} (built by cargo test): {e}", exe.display()));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = tokio::time::timeout(DEADLINE, lines.next_line())
-            .await
-            .expect("starts")
-            .expect("read")
-            .expect("a line");
-        let addr = first
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{first}"))
-            .to_owned();
+        let mut process = Process::spawn(
+            tokio::process::Command::new(&exe)
+                .env("HERALD_SECRETS", secrets)
+                .env("HERALD_VERIFY_TOKEN", verify_token)
+                .env("PORT", "0"),
+        );
+        let first = process.expect_line("listening on ").await;
+        let addr = first.trim_start_matches("listening on ").to_owned();
         ExampleReceiver {
-            child,
-            lines,
+            process,
             url: format!("http://{addr}/hook"),
         }
     }
 
     async fn expect_line(&mut self, needle: &str) -> String {
-        let until = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            let line = tokio::time::timeout(left, self.lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("the example never printed {needle:?}"))
-                .expect("read")
-                .expect("the example exited");
-            if line.contains(needle) {
-                return line;
-            }
-        }
+        self.process.expect_line(needle).await
     }
 }
 
@@ -259,5 +235,5 @@ async fn the_example_receiver_verifies_dedupes_and_answers_the_handshake() {
     example.expect_line("duplicate").await;
     app.graphql(TEST, json!({"i": {"webhookId": hook}})).await;
     example.expect_line("ping from example").await;
-    let _ = example.child.kill().await;
+    let _ = example.process.child.kill().await;
 }
