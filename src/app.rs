@@ -7,7 +7,7 @@ use crate::domain::token;
 use crate::graphql::{self, Services};
 use crate::store::{self, SharedStore, StoreError};
 use crate::worker::sender::Sender;
-use crate::worker::{Engine, EngineConfig, Wakeup};
+use crate::worker::{Engine, EngineConfig};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +75,6 @@ impl App {
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate()?;
         let store = store::connect(&config.database_url, &config.channel_url).await?;
-        let wakeup = Arc::new(Wakeup::default());
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
         let engine = Arc::new(Engine::new(
             store.clone(),
@@ -89,12 +88,10 @@ impl App {
                 poll: Duration::from_millis(config.poll_ms),
                 shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             },
-            wakeup.clone(),
         ));
         let services = Services {
             store: store.clone(),
             net: config.net_policy(),
-            wakeup,
             engine: engine.clone(),
         };
         Ok(App {

@@ -138,7 +138,7 @@ async fn apply<T, O>(
     };
     match outcome(fut.await, id_field)? {
         Ok(changed) => {
-            svc.wakeup.wake(&changed.enqueued);
+            svc.engine.wake(&changed.enqueued);
             Ok((Some(wrap(changed.value)), Vec::new()))
         }
         Err(errors) => Ok((None, errors)),

@@ -16,7 +16,7 @@ use crate::domain::ids::{self, Kind};
 use crate::domain::net::NetPolicy;
 use crate::domain::Invalid;
 use crate::store::{Page, SharedStore, StoreError};
-use crate::worker::{Engine, Wakeup};
+use crate::worker::Engine;
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{
     Context, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType, Schema, SchemaBuilder,
@@ -43,7 +43,6 @@ pub const DEFAULT_PAGE: i32 = 20;
 pub struct Services {
     pub store: SharedStore,
     pub net: NetPolicy,
-    pub wakeup: Arc<Wakeup>,
     pub engine: Arc<Engine>,
 }
 

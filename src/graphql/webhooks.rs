@@ -288,7 +288,7 @@ impl WebhookMutations {
                 Ok(w) => {
                     if w.enabled && patch.enabled == Some(true) {
                         // Deliveries queued while it was disabled resume now.
-                        svc.wakeup.wake(&[w.id]);
+                        svc.engine.wake(&[w.id]);
                     }
                     (Some(WebhookObject(w)), Vec::new())
                 }

@@ -237,17 +237,6 @@ pub trait Store: Send + Sync + 'static {
     /// Enabled webhooks with a delivery due at `now`, `herald listen` webhooks left out (only
     /// the process holding a listener's connection delivers to it).
     async fn due_webhooks(&self, now: i64) -> Result<Vec<i64>>;
-    /// Claims due deliveries, at most `limit` per webhook of `wants` (`(webhook id, limit)`),
-    /// oldest due first, skipping disabled webhooks, and `herald listen` webhooks unless they are
-    /// among `listeners` (connected to this process). A claimed delivery is not due again until
-    /// `lease_until`: if its worker dies, it is claimed again then (at-least-once).
-    async fn claim(
-        &self,
-        wants: &[(i64, i64)],
-        listeners: &[i64],
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Vec<Claimed>>;
     /// Records attempts and moves their deliveries on, in one transaction. A record whose lease
     /// is stale (the delivery was claimed again) adds its attempt to the log and changes nothing
     /// else. Webhooks whose deliveries have all failed since `now - disable_after_ms` are
@@ -271,7 +260,11 @@ pub trait Store: Send + Sync + 'static {
         delivery_id: i64,
         lease_until: i64,
     ) -> Result<Claimed>;
-    /// [`Store::record`] then [`Store::claim`], in one transaction: the engine's round trip.
+    /// [`Store::record`], then claims due deliveries, in one transaction: the engine's round.
+    /// It claims at most `limit` per webhook of `wants` (`(webhook id, limit)`), oldest due
+    /// first, skipping disabled webhooks, and `herald listen` webhooks unless they are among
+    /// `listeners` (connected to this process). A claimed delivery is not due again until
+    /// `lease_until`: if its worker dies, it is claimed again then (at-least-once).
     #[allow(clippy::too_many_arguments)]
     async fn settle(
         &self,

@@ -674,7 +674,7 @@ async fn update_webhooks_where(c: &mut Conn, set: &str, ids: &[i64], extra: &str
     Ok(())
 }
 
-/// Claims due deliveries (see [`Store::claim`]).
+/// Claims due deliveries (see [`Store::settle`]).
 async fn claim_in(
     tx: &mut Conn,
     wants: &[(i64, i64)],
@@ -1689,23 +1689,6 @@ impl Store for SqlStore {
         .bind(now)
         .fetch_all(&self.reader)
         .await?)
-    }
-
-    async fn claim(
-        &self,
-        wants: &[(i64, i64)],
-        listeners: &[i64],
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Vec<Claimed>> {
-        let wants: Vec<(i64, i64)> = wants.iter().copied().filter(|(_, n)| *n > 0).collect();
-        if wants.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.writer.begin().await?;
-        let claimed = claim_in(&mut tx, &wants, listeners, now, lease_until).await?;
-        tx.commit().await?;
-        Ok(claimed)
     }
 
     async fn claim_ping(

@@ -33,7 +33,7 @@ use tracing::{info_span, warn, Instrument};
 
 /// Tells the dispatcher that deliveries were enqueued for these webhooks.
 #[derive(Default)]
-pub struct Wakeup {
+struct Wakeup {
     webhooks: Mutex<HashSet<i64>>,
     notify: Notify,
 }
@@ -78,65 +78,23 @@ impl EngineConfig {
     }
 }
 
-/// What [`Engine::run_once`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    Rescheduled,
-    Failed,
-    /// Nothing was due.
-    Idle,
-}
-
 pub struct Engine {
     store: SharedStore,
     sender: Sender,
     config: EngineConfig,
-    wakeup: Arc<Wakeup>,
+    wakeup: Wakeup,
     listeners: Arc<ListenerHub>,
 }
 
 impl Engine {
-    pub fn new(
-        store: SharedStore,
-        sender: Sender,
-        config: EngineConfig,
-        wakeup: Arc<Wakeup>,
-    ) -> Self {
+    pub fn new(store: SharedStore, sender: Sender, config: EngineConfig) -> Self {
         Engine {
             store,
             sender,
             config,
-            wakeup,
+            wakeup: Wakeup::default(),
             listeners: Arc::default(),
         }
-    }
-
-    /// Claims one due delivery, attempts it and records the outcome. For tests and tools that
-    /// drive the engine by hand.
-    pub async fn run_once(&self) -> crate::store::Result<Outcome> {
-        let now = now_ms();
-        let due = self.store.due_webhooks(now).await?;
-        let Some(first) = due.first() else {
-            return Ok(Outcome::Idle);
-        };
-        let claimed = self
-            .store
-            .claim(&[(*first, 1)], &[], now, now + ms(self.config.lease()))
-            .await?;
-        let Some(claim) = claimed.into_iter().next() else {
-            return Ok(Outcome::Idle);
-        };
-        let record = attempt(&self.sender, &self.listeners, &self.config, claim).await;
-        let outcome = match record.fate {
-            Fate::Succeeded => Outcome::Delivered,
-            Fate::Retry { .. } => Outcome::Rescheduled,
-            Fate::Failed { .. } => Outcome::Failed,
-        };
-        self.store
-            .record(&[record], now_ms(), ms(self.config.disable_after))
-            .await?;
-        Ok(outcome)
     }
 
     /// When a claim made now runs out.

@@ -166,14 +166,7 @@ impl Sender {
                         format!("the endpoint could not be reached: {}", describe(&e))
                     })?;
                 let status = resp.status();
-                let mut body = Vec::new();
-                while body.len() < RESPONSE_BODY_CAP {
-                    match resp.chunk().await {
-                        Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                        _ => break,
-                    }
-                }
-                Ok::<_, String>((status, body))
+                Ok::<_, String>((status, read_capped(&mut resp).await))
             };
         let (status, body) = tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
             .await
@@ -244,16 +237,7 @@ impl Sender {
         } else {
             None
         };
-        let mut body = Vec::new();
-        while body.len() < RESPONSE_BODY_CAP {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => body
-                    .extend_from_slice(&chunk[..chunk.len().min(RESPONSE_BODY_CAP - body.len())]),
-                Ok(None) => break,
-                // The status decides the outcome; a body cut short is still recorded as read.
-                Err(_) => break,
-            }
-        }
+        let body = read_capped(&mut resp).await;
         let text = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
         let code = Some(status.as_u16());
         let outcome = if status.is_success() {
@@ -273,6 +257,21 @@ impl Sender {
         };
         (outcome, text)
     }
+}
+
+/// The start of an answer's body, at most [`RESPONSE_BODY_CAP`] bytes; the rest is not read.
+/// A body cut short by an error is kept as far as it was read: the status decides the outcome.
+async fn read_capped(resp: &mut reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while body.len() < RESPONSE_BODY_CAP {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_BODY_CAP - body.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    body
 }
 
 fn failure(result: AttemptResult, code: Option<u16>, message: String) -> AttemptOutcome {
