@@ -138,18 +138,24 @@ impl Engine {
     ///
     /// Each round is one transaction: it records the attempts that finished since the last
     /// round and claims what there is room for. Rounds start when work is enqueued, when
-    /// attempts finish (after a short linger that gathers more of them), or on the poll.
+    /// attempts finish (after a short linger that gathers more of them), when a retry this
+    /// process scheduled falls due, or on the poll (which finds everything else that is due).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Recorded>();
         let mut slots = Slots::new(self.config.max_in_flight, self.config.webhook_concurrency);
         let mut candidates: HashSet<i64> = HashSet::new();
         let mut finished: Vec<Recorded> = Vec::new();
+        let mut retries = RetryTimers::default();
+        // A steady interval: activity on the other branches cannot postpone it.
+        let mut poll = tokio::time::interval(self.config.poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut poll_due = true;
         let mut failures = 0u32;
         let mut tasks = tokio::task::JoinSet::new();
 
         while !*shutdown.borrow() {
             candidates.extend(self.wakeup.take());
+            candidates.extend(retries.due(now_ms()));
             if poll_due {
                 poll_due = false;
                 candidates.extend(self.listeners.connected());
@@ -182,6 +188,11 @@ impl Engine {
                 {
                     Ok(claimed) => {
                         failures = 0;
+                        for r in &finished {
+                            if let Fate::Retry { at } = r.fate {
+                                retries.schedule(at, r.webhook_id);
+                            }
+                        }
                         finished.clear();
                         let mut got: HashMap<i64, i64> = HashMap::new();
                         for c in &claimed {
@@ -229,7 +240,14 @@ impl Engine {
             if !round_failed && !slots.wants(&candidates, Instant::now()).is_empty() {
                 continue; // more work is ready and there is room for it
             }
-            let backoff = Duration::from_millis(50 * u64::from(failures.min(20)));
+            if failures > 0 {
+                // The database is failing: do not hammer it.
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(failures.min(20)))).await;
+            }
+            let next_retry = retries.next().map(|at| {
+                let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+                tokio::time::Instant::now() + Duration::from_millis(wait)
+            });
             tokio::select! {
                 _ = self.wakeup.notify.notified() => {}
                 Some(r) = done_rx.recv() => {
@@ -247,7 +265,8 @@ impl Engine {
                         }
                     }
                 }
-                _ = tokio::time::sleep(self.config.poll.max(backoff)) => poll_due = true,
+                _ = tokio::time::sleep_until(next_retry.unwrap_or_else(tokio::time::Instant::now)), if next_retry.is_some() => {}
+                _ = poll.tick() => poll_due = true,
                 _ = shutdown.changed() => {}
             }
         }
@@ -283,6 +302,39 @@ impl Engine {
                 warn!(error = %e, count = unfinished.len(), "could not hand back deliveries; they are retried when their lease ends");
             }
         }
+    }
+}
+
+/// Due times of the retries this process scheduled, so each is claimed when it falls due rather
+/// than at the next poll. Bounded: past [`RetryTimers::MAX`] entries the poll finds the rest.
+#[derive(Default)]
+struct RetryTimers(std::collections::BinaryHeap<std::cmp::Reverse<(i64, i64)>>);
+
+impl RetryTimers {
+    const MAX: usize = 65_536;
+
+    fn schedule(&mut self, at: i64, webhook: i64) {
+        if self.0.len() < Self::MAX {
+            self.0.push(std::cmp::Reverse((at, webhook)));
+        }
+    }
+
+    /// The earliest due time, if any.
+    fn next(&self) -> Option<i64> {
+        self.0.peek().map(|std::cmp::Reverse((at, _))| *at)
+    }
+
+    /// Takes the webhooks whose retries are due at `now`.
+    fn due(&mut self, now: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Some(std::cmp::Reverse((at, webhook))) = self.0.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.0.pop();
+            out.push(webhook);
+        }
+        out
     }
 }
 
@@ -488,6 +540,18 @@ mod tests {
 
     fn set(ids: &[i64]) -> HashSet<i64> {
         ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn retry_timers_hand_out_webhooks_when_due_in_order() {
+        let mut t = RetryTimers::default();
+        t.schedule(300, 3);
+        t.schedule(100, 1);
+        t.schedule(200, 2);
+        assert_eq!(t.next(), Some(100));
+        assert_eq!(t.due(99), Vec::<i64>::new());
+        assert_eq!(t.due(200), vec![1, 2]);
+        assert_eq!(t.next(), Some(300));
     }
 
     #[test]
