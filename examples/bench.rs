@@ -9,6 +9,8 @@
 //! target/release/examples/bench --db postgres --scenario fanout --duration 30
 //! ```
 //!
+//! Set `BENCH_HERALD_STDERR=1` to see herald's warnings (slow rounds, for one).
+//!
 //! Scenarios: `fanout` (events to 50 webhooks), `latency` (1,000 events/s to one webhook),
 //! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `slow` (a
 //! third of the webhooks answer after 5 s), `two` (two herald processes on one PostgreSQL).
@@ -282,7 +284,11 @@ impl Herald {
             .env("HERALD_DEV", "true")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("BENCH_HERALD_STDERR").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("start herald");
         let pid = child.id();
@@ -566,17 +572,27 @@ async fn run(
         .unwrap_or_default();
     lat.sort_unstable();
     let rss: f64 = heralds.iter().map(Herald::peak_rss_mib).fold(0.0, f64::max);
-    let recorded = db
-        .scalar("SELECT COUNT(*) FROM delivery_attempts WHERE result = 'SUCCESS'")
-        .await;
+    // Every attempt is recorded: wait (up to a deadline) for the last rounds to commit.
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut recorded = 0;
+    while Instant::now() < until {
+        recorded = db
+            .scalar("SELECT COUNT(*) FROM delivery_attempts WHERE result = 'SUCCESS'")
+            .await;
+        if recorded >= delivered as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let dups = stats.duplicates.load(Ordering::Relaxed) - dup_base;
     if !note.is_empty() {
         note.push_str("; ");
     }
     if sc.slow > 0 {
         note.push_str(&format!(
-            "deliveries/s counts the {} healthy webhooks; the {} slow ones completed {:.0}/s; ",
+            "deliveries/s counts the {} healthy webhooks ({:.0}/s each); the {} slow ones completed {:.0}/s; ",
             sc.webhooks - sc.slow,
+            in_window as f64 / elapsed.as_secs_f64() / (sc.webhooks - sc.slow) as f64,
             sc.slow,
             in_window_slow as f64 / elapsed.as_secs_f64()
         ));

@@ -96,7 +96,8 @@ pub struct Config {
     )]
     pub disable_after_secs: u64,
 
-    /// Attempts in flight at once, over all webhooks.
+    /// Attempts in flight (and handed-over deliveries waiting to start) at once, over all
+    /// webhooks.
     #[arg(
         long,
         env = "HERALD_MAX_IN_FLIGHT",
@@ -106,6 +107,7 @@ pub struct Config {
     pub max_in_flight: usize,
 
     /// Attempts in flight at once to one webhook: a hanging receiver holds at most this many.
+    /// Also how many handed-over deliveries may wait for it.
     #[arg(
         long,
         env = "HERALD_WEBHOOK_CONCURRENCY",
@@ -114,8 +116,8 @@ pub struct Config {
     )]
     pub webhook_concurrency: usize,
 
-    /// How often the database is polled for due deliveries (work enqueued by this process
-    /// wakes the workers at once), in milliseconds.
+    /// How often the database is polled for due deliveries (work enqueued by this process is
+    /// handed to its engine at once), in milliseconds.
     #[arg(long, env = "HERALD_POLL_MS", default_value_t = 500, global = true)]
     pub poll_ms: u64,
 

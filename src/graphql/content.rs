@@ -122,7 +122,16 @@ fn duration(raw: Option<f64>) -> Result<Option<f64>, Invalid> {
     raw.map(rules::parse_duration).transpose()
 }
 
-/// Runs a parsed change against the store and wakes the engine for what it enqueued.
+/// The viewer making a change; what the change enqueues is claimed for this process's engine.
+fn actor(svc: &Services, user: &crate::domain::content::User) -> Actor {
+    Actor {
+        user_id: user.id,
+        channel_id: user.channel_id,
+        hand_off: svc.engine.hand_off_terms(),
+    }
+}
+
+/// Runs a parsed change against the store and hands the engine what it enqueued.
 async fn apply<T, O>(
     svc: &Services,
     parsed: Result<
@@ -138,6 +147,7 @@ async fn apply<T, O>(
     };
     match outcome(fut.await, id_field)? {
         Ok(changed) => {
+            svc.engine.hand_off(changed.claimed, changed.claimed_until);
             svc.engine.wake(&changed.enqueued);
             Ok((Some(wrap(changed.value)), Vec::new()))
         }
@@ -157,10 +167,7 @@ impl ContentMutations {
         input: CreateVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let mut p = Problems::default();
         let title = p.check(rules::parse_title(&input.title));
         let summary = p.check(rules::parse_summary(input.summary.as_deref().unwrap_or("")));
@@ -213,10 +220,7 @@ impl ContentMutations {
         input: PublishVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
         let fut = parsed.map(|id| svc.store.publish_video(actor, id));
         let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
@@ -235,10 +239,7 @@ impl ContentMutations {
         input: UpdateVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let mut p = Problems::default();
         let id = p.check(input_id(Kind::Video, &input.video_id, "videoId"));
         let patch = VideoPatch {
@@ -297,10 +298,7 @@ impl ContentMutations {
         input: DeleteVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
         let fut = parsed.map(|id| svc.store.delete_video(actor, id));
         let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
@@ -319,10 +317,7 @@ impl ContentMutations {
         input: CreateCollectionInput,
     ) -> Result<CollectionPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let mut p = Problems::default();
         let name = p.check(rules::parse_name(&input.name));
         let description = p.check(rules::parse_description(input.description.as_deref()));
@@ -368,10 +363,7 @@ impl ContentMutations {
         input: UpdateCollectionInput,
     ) -> Result<CollectionPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let mut p = Problems::default();
         let id = p.check(input_id(
             Kind::Collection,
@@ -429,10 +421,7 @@ impl ContentMutations {
         input: DeleteCollectionInput,
     ) -> Result<CollectionPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = Actor {
-            user_id: user.id,
-            channel_id: user.channel_id,
-        };
+        let actor = actor(svc, user);
         let parsed = input_id(Kind::Collection, &input.collection_id, "collectionId")
             .map_err(|e| vec![e.into()]);
         let fut = parsed.map(|id| svc.store.delete_collection(actor, id));

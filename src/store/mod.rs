@@ -8,8 +8,9 @@
 //!
 //! Times are Unix milliseconds. Content changes and the events and deliveries they cause are
 //! written in one transaction (an outbox): an acknowledged change never loses its event.
-//! Deliveries are claimed with a lease in a short transaction and recorded in another; the HTTP
-//! call in between holds no transaction.
+//! Deliveries are claimed with a lease (when they are written, for the process making the
+//! change, or later in a short transaction) and recorded in another transaction; the HTTP call
+//! in between holds no transaction.
 
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, User, Video, VideoPatch,
@@ -19,6 +20,7 @@ use crate::domain::event::EventName;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookEvent, WebhookPatch};
 use crate::domain::Invalid;
 use async_trait::async_trait;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 pub mod postgres;
@@ -62,10 +64,23 @@ impl Dialect {
 }
 
 /// Who makes a content change, and in which channel.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Actor {
     pub user_id: i64,
     pub channel_id: i64,
+    pub hand_off: HandOff,
+}
+
+/// Which of the deliveries a change enqueues are written claimed by the process making it and
+/// handed to its engine straight away, so the common path needs no claim round. If the process
+/// dies first, they are due again when the claim runs out.
+#[derive(Debug, Clone, Default)]
+pub struct HandOff {
+    /// The claim runs until this time (ms); `0` claims nothing.
+    pub until: i64,
+    /// Webhooks left unclaimed, for the engine to find in the queue when it has room: their
+    /// receiver is busy or failing in this process.
+    pub except: Arc<HashSet<i64>>,
 }
 
 /// Keyset pagination: rows after the cursor `after` (a row ID), at most `limit`.
@@ -87,11 +102,28 @@ pub struct DeliveryFilter {
     pub nonces: Option<Vec<String>>,
 }
 
-/// A content change, and the webhooks it enqueued deliveries for.
+/// A content change, and the deliveries it enqueued.
 #[derive(Debug, Clone)]
 pub struct Changed<T> {
     pub value: T,
+    /// Deliveries claimed for an attempt right away (see [`HandOff`]).
+    pub claimed: Vec<Claimed>,
+    /// When their claim runs out (ms).
+    pub claimed_until: i64,
+    /// Webhooks with deliveries enqueued unclaimed.
     pub enqueued: Vec<i64>,
+}
+
+impl<T> Changed<T> {
+    /// A change that enqueued nothing.
+    pub fn quiet(value: T) -> Self {
+        Changed {
+            value,
+            claimed: Vec::new(),
+            claimed_until: 0,
+            enqueued: Vec::new(),
+        }
+    }
 }
 
 /// A delivery claimed for an attempt, with what the attempt needs: the webhook's URL and
@@ -124,6 +156,18 @@ pub enum Fate {
     Failed {
         gone: bool,
     },
+}
+
+impl Fate {
+    /// The delivery's status after the attempt, how much its retry count grows, and when it is
+    /// due (`now` when it is not due again).
+    fn columns(self, now: i64) -> (DeliveryStatus, i64, i64) {
+        match self {
+            Fate::Succeeded => (DeliveryStatus::Succeeded, 0, now),
+            Fate::Retry { at } => (DeliveryStatus::Retrying, 1, at),
+            Fate::Failed { .. } => (DeliveryStatus::Failed, 0, now),
+        }
+    }
 }
 
 /// One attempt's record.

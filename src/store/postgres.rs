@@ -2,7 +2,7 @@
 //! `FOR UPDATE SKIP LOCKED`, and migrations take sqlx's advisory lock, so processes starting
 //! at once do not trip over each other.
 
-use super::{Dialect, Result};
+use super::{Dialect, Recorded, Result};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
@@ -26,9 +26,61 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PostgresStore::new(pool.clone(), pool, channel_url))
+        let engine = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(PostgresStore::new(pool.clone(), pool, engine, channel_url))
     }
+}
+
+/// Adds attempts to the log and moves their deliveries on: one statement each for all the
+/// records, their columns bound as arrays (a multi-row VALUES list made PostgreSQL parse and
+/// plan thousands of parameters per round, several times slower). A record whose lease is
+/// stale adds its attempt and changes nothing else; an attempt whose delivery was deleted
+/// meanwhile (with its webhook) is not recorded.
+async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i64) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+    let urls: Vec<&str> = records.iter().map(|r| r.url.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
+         SELECT v.delivery_id, v.at, v.url, v.code, v.result, v.message, v.duration_ms, v.response_body \
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[]) \
+           AS v(delivery_id, at, url, code, result, message, duration_ms, response_body) \
+         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)",
+    )
+    .bind(&ids)
+    .bind(records.iter().map(|r| r.at).collect::<Vec<i64>>())
+    .bind(&urls)
+    .bind(records.iter().map(|r| r.code).collect::<Vec<Option<i64>>>())
+    .bind(records.iter().map(|r| r.result.as_str()).collect::<Vec<&str>>())
+    .bind(records.iter().map(|r| r.message.as_deref()).collect::<Vec<Option<&str>>>())
+    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<i64>>())
+    .bind(records.iter().map(|r| r.response_body.as_deref()).collect::<Vec<Option<&str>>>())
+    .execute(&mut *c)
+    .await?;
+    let columns: Vec<_> = records.iter().map(|r| r.fate.columns(now)).collect();
+    sqlx::query(
+        "UPDATE deliveries SET status = v.status, retries = deliveries.retries + v.bump, \
+         next_attempt_at = v.next, url = v.url, lease = NULL, updated_at = $7 \
+         FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[]) \
+           AS v(id, lease, status, bump, next, url) \
+         WHERE deliveries.id = v.id AND deliveries.lease = v.lease",
+    )
+    .bind(&ids)
+    .bind(records.iter().map(|r| r.lease).collect::<Vec<i64>>())
+    .bind(columns.iter().map(|(s, _, _)| s.as_str()).collect::<Vec<&str>>())
+    .bind(columns.iter().map(|(_, b, _)| *b).collect::<Vec<i64>>())
+    .bind(columns.iter().map(|(_, _, n)| *n).collect::<Vec<i64>>())
+    .bind(&urls)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }

@@ -13,7 +13,7 @@ use crate::domain::time::now_ms;
 use crate::domain::webhook::{DisabledReason, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
 use crate::domain::Invalid;
 use crate::store::{
-    Actor, Changed, Claimed, DeliveryFilter, Dialect, Fate, Page, Recorded, Result, Store,
+    Actor, Changed, Claimed, DeliveryFilter, Dialect, Fate, HandOff, Page, Recorded, Result, Store,
     StoreError, WebhookFilter,
 };
 use async_trait::async_trait;
@@ -32,16 +32,29 @@ pub struct SqlStore {
     /// Transactions. On SQLite a single connection: writers queue in the pool instead of
     /// failing on the database lock.
     writer: Pool<Db>,
+    /// The delivery engine's transactions (recording and claiming), apart from requests' so a
+    /// burst of requests cannot hold up recording. On SQLite the writer itself.
+    engine: Pool<Db>,
+    /// Connections of background work, closed with the store.
+    background: Vec<Pool<Db>>,
     channel_url: String,
 }
 
 impl SqlStore {
-    pub fn new(reader: Pool<Db>, writer: Pool<Db>, channel_url: &str) -> Self {
+    pub fn new(reader: Pool<Db>, writer: Pool<Db>, engine: Pool<Db>, channel_url: &str) -> Self {
         SqlStore {
             reader,
             writer,
+            engine,
+            background: Vec::new(),
             channel_url: channel_url.to_owned(),
         }
+    }
+
+    /// Closes `pool` with the store.
+    pub fn with_background(mut self, pool: Pool<Db>) -> Self {
+        self.background.push(pool);
+        self
     }
 
     fn channel_url(&self, subdomain: &str) -> String {
@@ -521,11 +534,17 @@ impl Link {
 
 /// Replaces the targets of `owner` in a relation, keeping the given order.
 async fn replace_links(c: &mut Conn, link: Link, owner: i64, targets: &[i64]) -> Result<()> {
-    let (table, owner_col, target_col) = link.names();
+    let (table, owner_col, _) = link.names();
     sqlx::query(&format!("DELETE FROM {table} WHERE {owner_col} = $1"))
         .bind(owner)
         .execute(&mut *c)
         .await?;
+    insert_links(c, link, owner, targets).await
+}
+
+/// Adds targets to `owner`, which has none yet, in the given order.
+async fn insert_links(c: &mut Conn, link: Link, owner: i64, targets: &[i64]) -> Result<()> {
+    let (table, owner_col, target_col) = link.names();
     for (n, chunk) in targets.chunks(CHUNK).enumerate() {
         let mut qb = QueryBuilder::<Db>::new(format!(
             "INSERT INTO {table} ({owner_col}, {target_col}, position) "
@@ -547,6 +566,7 @@ async fn replace_links(c: &mut Conn, link: Link, owner: i64, targets: &[i64]) ->
 /// Who made a change where, and what its payload can refer to.
 struct Scene<'a> {
     actor: &'a User,
+    hand_off: &'a HandOff,
     channel: &'a Channel,
     catalog: &'a Catalog,
 }
@@ -558,10 +578,11 @@ async fn emit(
     object_key: &str,
     object: Value,
     updates: Option<serde_json::Map<String, Value>>,
-) -> Result<Vec<i64>> {
+) -> Result<Emitted> {
     let now = now_ms();
     let Scene {
         actor,
+        hand_off,
         channel,
         catalog,
     } = scene;
@@ -582,86 +603,140 @@ async fn emit(
     .fetch_one(&mut *c)
     .await?;
     let subscription = name.subscribed_by().map_or("", |s| s.as_str());
-    let hooks: Vec<(i64, String)> = sqlx::query_as::<Db, (i64, String)>(
-        "SELECT id, url FROM webhooks WHERE channel_id = $1 AND enabled = TRUE AND events LIKE $2 ORDER BY id",
+    let hooks: Vec<TargetRow> = sqlx::query_as::<Db, TargetRow>(
+        "SELECT id, url, secrets, retries, listener FROM webhooks \
+         WHERE channel_id = $1 AND enabled = TRUE AND events LIKE $2 ORDER BY id",
     )
     .bind(channel.id)
     .bind(format!("%\"{subscription}\"%"))
     .fetch_all(&mut *c)
     .await?;
+    // Webhooks of `herald listen` are delivered to by the process holding their connection,
+    // which may be another: their deliveries are left unclaimed for it.
+    let claims = |hook: &TargetRow| {
+        hand_off.until > 0 && !hook.listener && !hand_off.except.contains(&hook.id)
+    };
+    let lease: i64 = rand::random::<i64>() & i64::MAX;
+    let mut emitted = Emitted {
+        claimed_until: hand_off.until,
+        ..Emitted::default()
+    };
     for chunk in hooks.chunks(CHUNK) {
+        let nonces: Vec<String> = chunk.iter().map(|_| new_nonce()).collect();
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) ",
+            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, created_at, updated_at) ",
         );
-        qb.push_values(chunk, |mut b, (hook_id, url)| {
-            b.push_bind(*hook_id)
+        qb.push_values(chunk.iter().zip(&nonces), |mut b, (hook, nonce)| {
+            let (due, lease) = if claims(hook) {
+                (hand_off.until, Some(lease))
+            } else {
+                (now, None)
+            };
+            b.push_bind(hook.id)
                 .push_bind(event_id)
-                .push_bind(new_nonce())
+                .push_bind(nonce.clone())
                 .push_bind(DeliveryStatus::Pending.as_str())
                 .push_bind(0_i64)
-                .push_bind(url.clone())
-                .push_bind(now)
+                .push_bind(hook.url.clone())
+                .push_bind(due)
+                .push_bind(lease)
                 .push_bind(now)
                 .push_bind(now);
         });
-        qb.build().execute(&mut *c).await?;
+        qb.push(" RETURNING id, webhook_id");
+        let ids: HashMap<i64, i64> = qb
+            .build_query_as::<(i64, i64)>()
+            .fetch_all(&mut *c)
+            .await?
+            .into_iter()
+            .map(|(id, webhook_id)| (webhook_id, id))
+            .collect();
+        for (hook, nonce) in chunk.iter().zip(nonces) {
+            if !claims(hook) {
+                emitted.enqueued.push(hook.id);
+                continue;
+            }
+            let delivery_id = *ids
+                .get(&hook.id)
+                .ok_or_else(|| StoreError::Corrupt("a delivery was not written".into()))?;
+            emitted.claimed.push(Claimed {
+                delivery_id,
+                webhook_id: hook.id,
+                lease,
+                nonce,
+                event: name,
+                event_at: now,
+                data: data.clone(),
+                retries_made: 0,
+                max_retries: hook.retries,
+                url: hook.url.clone(),
+                secrets: serde_json::from_str(&hook.secrets)
+                    .map_err(|_| corrupt("webhooks.secrets", "(redacted)"))?,
+            });
+        }
     }
-    Ok(hooks.into_iter().map(|(id, _)| id).collect())
+    Ok(emitted)
 }
 
-/// The actor and channel of a change, read inside its transaction.
-async fn actor_and_channel(c: &mut Conn, actor: Actor) -> Result<(User, Channel)> {
-    let channel = channel_of(c, actor.channel_id).await?;
-    let user = users_in(c, actor.channel_id, &[actor.user_id])
-        .await?
-        .pop()
-        .ok_or(StoreError::NotFound)?;
-    Ok((user, channel))
+/// A webhook an event is enqueued for, with what an attempt needs.
+#[derive(sqlx::FromRow)]
+struct TargetRow {
+    id: i64,
+    url: String,
+    secrets: String,
+    retries: i64,
+    listener: bool,
 }
 
-async fn insert_attempts(c: &mut Conn, records: &[Recorded]) -> Result<()> {
-    let mut qb = QueryBuilder::<Db>::new(
-        "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
-         SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
-    );
-    qb.push_values(records, |mut b, r| {
-        b.push_bind(r.delivery_id)
-            .push_bind(r.at)
-            .push_bind(r.url.clone())
-            .push_bind(r.code)
-            .push_bind(r.result.as_str())
-            .push_bind(r.message.clone())
-            .push_bind(r.duration_ms)
-            .push_bind(r.response_body.clone());
+/// What a change's event enqueued (see [`Changed`]).
+#[derive(Default)]
+struct Emitted {
+    claimed: Vec<Claimed>,
+    claimed_until: i64,
+    enqueued: Vec<i64>,
+}
+
+impl Emitted {
+    fn into_changed<T>(self, value: T) -> Changed<T> {
+        Changed {
+            value,
+            claimed: self.claimed,
+            claimed_until: self.claimed_until,
+            enqueued: self.enqueued,
+        }
+    }
+}
+
+/// The actor and channel of a change, read inside its transaction (one statement).
+async fn actor_and_channel(c: &mut Conn, actor: &Actor) -> Result<(User, Channel)> {
+    let row = sqlx::query_as::<Db, ActorRow>(
+        "SELECT u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
+         c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at \
+         FROM users u JOIN channels c ON c.id = u.channel_id WHERE u.id = $1 AND u.channel_id = $2",
+    )
+    .bind(actor.user_id)
+    .bind(actor.channel_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let channel = Channel::from(ChannelRow {
+        id: row.user.channel_id,
+        subdomain: row.subdomain,
+        name: row.channel_name,
+        description: row.channel_description,
+        created_at: row.channel_created_at,
     });
-    // An attempt whose delivery was deleted meanwhile (with its webhook) is not recorded.
-    qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
-    qb.build().execute(&mut *c).await?;
-    Ok(())
+    Ok((User::try_from(row.user)?, channel))
 }
 
-async fn update_deliveries(c: &mut Conn, records: &[Recorded], now: i64) -> Result<()> {
-    let mut qb = QueryBuilder::<Db>::new(
-        "UPDATE deliveries SET status = v.column3, retries = deliveries.retries + v.column4, \
-         next_attempt_at = v.column5, url = v.column6, lease = NULL, updated_at = ",
-    );
-    qb.push_bind(now).push(" FROM (");
-    qb.push_values(records, |mut b, r| {
-        let (status, bump, next) = match r.fate {
-            Fate::Succeeded => (DeliveryStatus::Succeeded, 0_i64, now),
-            Fate::Retry { at } => (DeliveryStatus::Retrying, 1, at),
-            Fate::Failed { .. } => (DeliveryStatus::Failed, 0, now),
-        };
-        b.push_bind(r.delivery_id)
-            .push_bind(r.lease)
-            .push_bind(status.as_str())
-            .push_bind(bump)
-            .push_bind(next)
-            .push_bind(r.url.clone());
-    });
-    qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
-    qb.build().execute(&mut *c).await?;
-    Ok(())
+#[derive(sqlx::FromRow)]
+struct ActorRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    subdomain: String,
+    channel_name: String,
+    channel_description: Option<String>,
+    channel_created_at: i64,
 }
 
 async fn update_webhooks_where(c: &mut Conn, set: &str, ids: &[i64], extra: &str) -> Result<()> {
@@ -720,10 +795,7 @@ async fn record_in(
     now: i64,
     disable_after_ms: i64,
 ) -> Result<()> {
-    for chunk in records.chunks(CHUNK) {
-        insert_attempts(&mut *tx, chunk).await?;
-        update_deliveries(&mut *tx, chunk, now).await?;
-    }
+    super::write_records(&mut *tx, records, now).await?;
     let ids = |f: &dyn Fn(&Fate) -> bool| {
         sorted_unique(
             records
@@ -827,6 +899,10 @@ impl Store for SqlStore {
     }
 
     async fn close(&self) {
+        for pool in &self.background {
+            pool.close().await;
+        }
+        self.engine.close().await;
         self.writer.close().await;
         self.reader.close().await;
     }
@@ -1087,12 +1163,12 @@ impl Store for SqlStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        replace_links(&mut tx, Link::VideoCollections, id, &new.collection_ids).await?;
-        replace_links(&mut tx, Link::VideoTaggedUsers, id, &new.tagged_user_ids).await?;
+        insert_links(&mut tx, Link::VideoCollections, id, &new.collection_ids).await?;
+        insert_links(&mut tx, Link::VideoTaggedUsers, id, &new.tagged_user_ids).await?;
         let video = video_of(&mut tx, actor.channel_id, id).await?;
-        let mut enqueued = Vec::new();
+        let mut emitted = Emitted::default();
         if !video.draft {
-            let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+            let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
             let cat = catalog(
                 &mut tx,
                 self.channel_url(&channel.subdomain),
@@ -1102,10 +1178,11 @@ impl Store for SqlStore {
             )
             .await?;
             let object = cat.video_json(&video);
-            enqueued = emit(
+            emitted = emit(
                 &mut tx,
                 Scene {
                     actor: &user,
+                    hand_off: &actor.hand_off,
                     channel: &channel,
                     catalog: &cat,
                 },
@@ -1117,10 +1194,7 @@ impl Store for SqlStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Changed {
-            value: video,
-            enqueued,
-        })
+        Ok(emitted.into_changed(video))
     }
 
     async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
@@ -1128,10 +1202,7 @@ impl Store for SqlStore {
         let before = video_of(&mut tx, actor.channel_id, id).await?;
         if !before.draft {
             tx.commit().await?;
-            return Ok(Changed {
-                value: before,
-                enqueued: Vec::new(),
-            });
+            return Ok(Changed::quiet(before));
         }
         sqlx::query("UPDATE videos SET draft = FALSE, updated_at = $1 WHERE id = $2")
             .bind(now_ms())
@@ -1139,7 +1210,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         let video = video_of(&mut tx, actor.channel_id, id).await?;
-        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
         let cat = catalog(
             &mut tx,
             self.channel_url(&channel.subdomain),
@@ -1149,10 +1220,11 @@ impl Store for SqlStore {
         )
         .await?;
         let object = cat.video_json(&video);
-        let enqueued = emit(
+        let emitted = emit(
             &mut tx,
             Scene {
                 actor: &user,
+                hand_off: &actor.hand_off,
                 channel: &channel,
                 catalog: &cat,
             },
@@ -1163,10 +1235,7 @@ impl Store for SqlStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(Changed {
-            value: video,
-            enqueued,
-        })
+        Ok(emitted.into_changed(video))
     }
 
     async fn update_video(
@@ -1202,10 +1271,7 @@ impl Store for SqlStore {
         let wanted = patch.apply(&before);
         if wanted == before {
             tx.commit().await?;
-            return Ok(Changed {
-                value: before,
-                enqueued: Vec::new(),
-            });
+            return Ok(Changed::quiet(before));
         }
         sqlx::query(
             "UPDATE videos SET title = $1, summary = $2, visibility = $3, presented_at = $4, duration = $5, updated_at = $6 WHERE id = $7",
@@ -1226,9 +1292,9 @@ impl Store for SqlStore {
             replace_links(&mut tx, Link::VideoTaggedUsers, id, &wanted.tagged_user_ids).await?;
         }
         let after = video_of(&mut tx, actor.channel_id, id).await?;
-        let mut enqueued = Vec::new();
+        let mut emitted = Emitted::default();
         if !after.draft {
-            let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+            let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
             let mut users = before.tagged_user_ids.clone();
             users.extend(&after.tagged_user_ids);
             let mut rooted = before.collection_ids.clone();
@@ -1244,10 +1310,11 @@ impl Store for SqlStore {
             let (old, new) = (cat.video_json(&before), cat.video_json(&after));
             let updates = event::updates(&old, &new, &VIDEO_FIELDS);
             if !updates.is_empty() {
-                enqueued = emit(
+                emitted = emit(
                     &mut tx,
                     Scene {
                         actor: &user,
+                        hand_off: &actor.hand_off,
                         channel: &channel,
                         catalog: &cat,
                     },
@@ -1260,18 +1327,15 @@ impl Store for SqlStore {
             }
         }
         tx.commit().await?;
-        Ok(Changed {
-            value: after,
-            enqueued,
-        })
+        Ok(emitted.into_changed(after))
     }
 
     async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
         let mut tx = self.writer.begin().await?;
         let video = video_of(&mut tx, actor.channel_id, id).await?;
-        let mut enqueued = Vec::new();
+        let mut emitted = Emitted::default();
         if !video.draft {
-            let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+            let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
             let cat = catalog(
                 &mut tx,
                 self.channel_url(&channel.subdomain),
@@ -1281,10 +1345,11 @@ impl Store for SqlStore {
             )
             .await?;
             let object = cat.video_json(&video);
-            enqueued = emit(
+            emitted = emit(
                 &mut tx,
                 Scene {
                     actor: &user,
+                    hand_off: &actor.hand_off,
                     channel: &channel,
                     catalog: &cat,
                 },
@@ -1300,10 +1365,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Changed {
-            value: video,
-            enqueued,
-        })
+        Ok(emitted.into_changed(video))
     }
 
     async fn create_collection(
@@ -1355,10 +1417,10 @@ impl Store for SqlStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        replace_links(&mut tx, Link::CollectionAdmins, id, &new.admin_ids).await?;
-        replace_links(&mut tx, Link::CollectionMembers, id, &new.member_ids).await?;
+        insert_links(&mut tx, Link::CollectionAdmins, id, &new.admin_ids).await?;
+        insert_links(&mut tx, Link::CollectionMembers, id, &new.member_ids).await?;
         let coll = collection_of(&mut tx, actor.channel_id, id).await?;
-        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
         let cat = catalog(
             &mut tx,
             self.channel_url(&channel.subdomain),
@@ -1371,10 +1433,11 @@ impl Store for SqlStore {
         )
         .await?;
         let object = cat.collection_json(&coll);
-        let enqueued = emit(
+        let emitted = emit(
             &mut tx,
             Scene {
                 actor: &user,
+                hand_off: &actor.hand_off,
                 channel: &channel,
                 catalog: &cat,
             },
@@ -1385,10 +1448,7 @@ impl Store for SqlStore {
         )
         .await?;
         tx.commit().await?;
-        Ok(Changed {
-            value: coll,
-            enqueued,
-        })
+        Ok(emitted.into_changed(coll))
     }
 
     async fn update_collection(
@@ -1435,12 +1495,9 @@ impl Store for SqlStore {
         let wanted = patch.apply(&before);
         if wanted == before {
             tx.commit().await?;
-            return Ok(Changed {
-                value: before,
-                enqueued: Vec::new(),
-            });
+            return Ok(Changed::quiet(before));
         }
-        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
         let url = self.channel_url(&channel.subdomain);
         let roots: Vec<i64> = [Some(id), before.parent_id, wanted.parent_id]
             .into_iter()
@@ -1470,12 +1527,13 @@ impl Store for SqlStore {
         let new_cat = catalog(&mut tx, url, channel.id, &roots, &[]).await?;
         let new = new_cat.collection_json(&after);
         let updates = event::updates(&old, &new, &COLLECTION_FIELDS);
-        let mut enqueued = Vec::new();
+        let mut emitted = Emitted::default();
         if !updates.is_empty() {
-            enqueued = emit(
+            emitted = emit(
                 &mut tx,
                 Scene {
                     actor: &user,
+                    hand_off: &actor.hand_off,
                     channel: &channel,
                     catalog: &new_cat,
                 },
@@ -1487,16 +1545,13 @@ impl Store for SqlStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(Changed {
-            value: after,
-            enqueued,
-        })
+        Ok(emitted.into_changed(after))
     }
 
     async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>> {
         let mut tx = self.writer.begin().await?;
         let coll = collection_of(&mut tx, actor.channel_id, id).await?;
-        let (user, channel) = actor_and_channel(&mut tx, actor).await?;
+        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
         let cat = catalog(
             &mut tx,
             self.channel_url(&channel.subdomain),
@@ -1506,10 +1561,11 @@ impl Store for SqlStore {
         )
         .await?;
         let object = cat.deleted_collection_json(&coll);
-        let enqueued = emit(
+        let emitted = emit(
             &mut tx,
             Scene {
                 actor: &user,
+                hand_off: &actor.hand_off,
                 channel: &channel,
                 catalog: &cat,
             },
@@ -1524,10 +1580,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Changed {
-            value: coll,
-            enqueued,
-        })
+        Ok(emitted.into_changed(coll))
     }
 
     async fn video(&self, channel_id: i64, id: i64) -> Result<Video> {
@@ -1704,9 +1757,10 @@ impl Store for SqlStore {
         let hook = webhook_of(&mut tx, channel_id, webhook_id).await?;
         let (user, channel) = actor_and_channel(
             &mut tx,
-            Actor {
+            &Actor {
                 user_id: actor_id,
                 channel_id,
+                hand_off: HandOff::default(),
             },
         )
         .await?;
@@ -1775,7 +1829,7 @@ impl Store for SqlStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.engine.begin().await?;
         record_in(&mut tx, records, now, disable_after_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -1794,7 +1848,7 @@ impl Store for SqlStore {
         if records.is_empty() && wants.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.engine.begin().await?;
         if !records.is_empty() {
             record_in(&mut tx, records, now, disable_after_ms).await?;
         }
@@ -1812,7 +1866,7 @@ impl Store for SqlStore {
                 b.push_bind(*id).push_bind(*lease);
             });
             qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
-            qb.build().execute(&self.writer).await?;
+            qb.build().execute(&self.engine).await?;
         }
         Ok(())
     }

@@ -3,9 +3,10 @@
 //! connection, because SQLite admits one writer at a time: writers queue in the pool instead
 //! of failing on the lock. Readers have their own connections.
 
-use super::{Dialect, Result};
+use super::{Dialect, Recorded, Result};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::QueryBuilder;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -32,21 +33,108 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // Statement journals of multi-row writes stay in memory instead of temp files.
             .pragma("temp_store", "memory")
-            // 32 MiB of page cache per connection, and checkpoints every ~40 MiB of WAL rather
-            // than every 4 MiB: hot index pages are written back far less often (measured with
-            // examples/bench.rs: the default interval multiplied fan-out latency tenfold).
-            .pragma("cache_size", "-32768")
-            .pragma("wal_autocheckpoint", "10000")
+            // 2 MiB of page cache per connection, 16 MiB for the writer's (below). A reader's
+            // cache is emptied whenever the writer commits, so more would only cost memory; a
+            // writer's larger than 16 MiB raised peak RSS by ~40 MiB for no throughput
+            // (examples/bench.rs, backlog scenario).
+            .pragma("cache_size", "-2048")
+            // Checkpoints run beside the writer (see `checkpoints`); a commit runs one itself
+            // only if the WAL ever passes ~200 MiB. Measured with examples/bench.rs: checkpoints
+            // run by the writer every 4 MiB (the default) multiplied fan-out latency tenfold.
+            .pragma("wal_autocheckpoint", "50000")
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        Ok(SqliteStore::new(reader, writer, channel_url))
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.pragma("cache_size", "-1024"))
+            .await?;
+        tokio::spawn(checkpoints(checkpointer.clone()));
+        Ok(
+            SqliteStore::new(reader, writer.clone(), writer, channel_url)
+                .with_background(checkpointer),
+        )
     }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies the WAL back into the database file on its own connection, without waiting for
+/// readers or the writer (`PASSIVE`), until the pool is closed. The writer never stops for it,
+/// and once a checkpoint has caught up, the next commit starts the WAL over from its beginning.
+async fn checkpoints(pool: sqlx::SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "checkpoint failed; the next one tries again");
+        }
+    }
+}
+
+/// Rows per statement when recording attempts (far below SQLite's bind limit).
+const RECORD_CHUNK: usize = 256;
+
+/// Adds attempts to the log and moves their deliveries on, in multi-row statements. A record
+/// whose lease is stale adds its attempt and changes nothing else; an attempt whose delivery
+/// was deleted meanwhile (with its webhook) is not recorded.
+async fn write_records(
+    c: &mut sqlx::SqliteConnection,
+    records: &[Recorded],
+    now: i64,
+) -> Result<()> {
+    for chunk in records.chunks(RECORD_CHUNK) {
+        let mut qb = QueryBuilder::<Db>::new(
+            "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
+             SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
+        );
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(r.delivery_id)
+                .push_bind(r.at)
+                .push_bind(r.url.clone())
+                .push_bind(r.code)
+                .push_bind(r.result.as_str())
+                .push_bind(r.message.clone())
+                .push_bind(r.duration_ms)
+                .push_bind(r.response_body.clone());
+        });
+        qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
+        qb.build().execute(&mut *c).await?;
+
+        let mut qb = QueryBuilder::<Db>::new(
+            "UPDATE deliveries SET status = v.column3, retries = deliveries.retries + v.column4, \
+             next_attempt_at = v.column5, url = v.column6, lease = NULL, updated_at = ",
+        );
+        qb.push_bind(now).push(" FROM (");
+        qb.push_values(chunk, |mut b, r| {
+            let (status, bump, next) = r.fate.columns(now);
+            b.push_bind(r.delivery_id)
+                .push_bind(r.lease)
+                .push_bind(status.as_str())
+                .push_bind(bump)
+                .push_bind(next)
+                .push_bind(r.url.clone());
+        });
+        qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
+        qb.build().execute(&mut *c).await?;
+    }
+    Ok(())
 }
