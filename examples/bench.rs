@@ -404,7 +404,10 @@ async fn offer(servers: &[String], token: &str, rate: u64, duration: Duration) -
         let server = servers[(w as usize) % servers.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period.mul_f64(w as f64 / workers as f64), period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            // A request slower than the period delays the next ones, which then catch up: the
+            // rate offered is the rate asked for whenever herald keeps up on average, and a
+            // slow answer is not hidden by skipping the events that would have followed it.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             while Instant::now() < until {
                 tick.tick().await;
                 let n = sent.fetch_add(1, Ordering::Relaxed);

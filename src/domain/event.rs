@@ -120,6 +120,11 @@ impl Catalog {
         }
     }
 
+    /// One of the collections it holds.
+    pub fn collection(&self, id: i64) -> Option<&Collection> {
+        self.collections.get(&id)
+    }
+
     pub fn channel_json(&self, channel: &Channel) -> Value {
         json!({
             "url": self.channel_url,

@@ -416,20 +416,29 @@ async fn hydrate_collections(c: &mut Conn, rows: Vec<CollectionRow>) -> Result<V
     let mut members = links(c, Link::CollectionMembers, &ids).await?;
     Ok(rows
         .into_iter()
-        .map(|r| Collection {
-            admin_ids: admins.remove(&r.id).unwrap_or_default(),
-            member_ids: members.remove(&r.id).unwrap_or_default(),
-            id: r.id,
-            channel_id: r.channel_id,
-            parent_id: r.parent_id,
-            name: r.name,
-            slug: r.slug,
-            description: r.description,
-            secret: r.secret,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+        .map(|r| {
+            let (a, m) = (admins.remove(&r.id), members.remove(&r.id));
+            r.with_links(a.unwrap_or_default(), m.unwrap_or_default())
         })
         .collect())
+}
+
+impl CollectionRow {
+    fn with_links(self, admin_ids: Vec<i64>, member_ids: Vec<i64>) -> Collection {
+        Collection {
+            admin_ids,
+            member_ids,
+            id: self.id,
+            channel_id: self.channel_id,
+            parent_id: self.parent_id,
+            name: self.name,
+            slug: self.slug,
+            description: self.description,
+            secret: self.secret,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 async fn collection_of(c: &mut Conn, channel_id: i64, id: i64) -> Result<Collection> {
@@ -477,6 +486,18 @@ async fn catalog(
     user_ids: &[i64],
 ) -> Result<Catalog> {
     let collections = collection_trees(c, channel_id, roots).await?;
+    catalog_of(c, channel_url, channel_id, collections, user_ids).await
+}
+
+/// What a payload can refer to: `collections` (each with its whole subtree among them), and
+/// the users among `user_ids` or named as admins and members of those collections.
+async fn catalog_of(
+    c: &mut Conn,
+    channel_url: String,
+    channel_id: i64,
+    collections: Vec<Collection>,
+    user_ids: &[i64],
+) -> Result<Catalog> {
     let mut ids: Vec<i64> = user_ids.to_vec();
     for coll in &collections {
         ids.extend(&coll.admin_ids);
@@ -486,6 +507,12 @@ async fn catalog(
     ids.dedup();
     let users = users_in(c, channel_id, &ids).await?;
     Ok(Catalog::new(channel_url, users, collections))
+}
+
+/// A collection of the channel that `catalog` was built for, taken from it: the catalog holds
+/// every collection it was given as a root, so a change need not load one twice.
+fn held(catalog: &Catalog, id: i64) -> Result<Collection> {
+    catalog.collection(id).cloned().ok_or(StoreError::NotFound)
 }
 
 /// Fails when making `parent` the parent of `id` would make `id` its own ancestor: walks up
@@ -602,15 +629,19 @@ async fn emit(
     .bind(&data)
     .fetch_one(&mut *c)
     .await?;
-    let subscription = name.subscribed_by().map_or("", |s| s.as_str());
-    let hooks: Vec<TargetRow> = sqlx::query_as::<Db, TargetRow>(
-        "SELECT id, url, secrets, retries, listener FROM webhooks \
-         WHERE channel_id = $1 AND enabled = TRUE AND events LIKE $2 ORDER BY id",
-    )
-    .bind(channel.id)
-    .bind(format!("%\"{subscription}\"%"))
-    .fetch_all(&mut *c)
-    .await?;
+    let hooks: Vec<TargetRow> = match name.subscribed_by() {
+        Some(subscription) => {
+            sqlx::query_as::<Db, TargetRow>(&format!(
+                "SELECT id, url, secrets, retries, listener FROM webhooks \
+                 WHERE channel_id = $1 AND enabled = TRUE AND {} ORDER BY id",
+                subscribed_to(subscription)
+            ))
+            .bind(channel.id)
+            .fetch_all(&mut *c)
+            .await?
+        }
+        None => Vec::new(),
+    };
     // Webhooks of `herald listen` are delivered to by the process holding their connection,
     // which may be another: their deliveries are left unclaimed for it.
     let claims = |hook: &TargetRow| {
@@ -676,6 +707,12 @@ async fn emit(
         }
     }
     Ok(emitted)
+}
+
+/// The condition that a webhook's `events` (a JSON list of names) holds `subscription`. The pattern is written into the SQL rather than bound: SQLite
+/// compiles a `LIKE` against a bound pattern again each time it is bound.
+fn subscribed_to(subscription: WebhookEvent) -> String {
+    format!("events LIKE '%\"{}\"%'", subscription.as_str())
 }
 
 /// A webhook an event is enqueued for, with what an attempt needs.
@@ -877,6 +914,12 @@ async fn load_claims(c: &mut Conn, ids: &[i64], lease: i64) -> Result<Vec<Claime
             })
         })
         .collect()
+}
+
+/// `ids` without repeats, each where it first appears: what [`insert_links`] stores.
+fn first_of_each(ids: &[i64]) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 fn sorted_unique(mut ids: Vec<i64>) -> Vec<i64> {
@@ -1119,8 +1162,7 @@ impl Store for SqlStore {
             qb.push(" AND enabled = ").push_bind(enabled);
         }
         if let Some(event) = filter.event {
-            qb.push(" AND events LIKE ")
-                .push_bind(format!("%\"{}\"%", event.as_str()));
+            qb.push(" AND ").push(subscribed_to(event));
         }
         qb.push(" ORDER BY id LIMIT ").push_bind(page.limit);
         let rows: Vec<WebhookRow> = qb.build_query_as().fetch_all(&self.reader).await?;
@@ -1404,10 +1446,10 @@ impl Store for SqlStore {
         )
         .await?;
         let now = now_ms();
-        let id: i64 = sqlx::query_scalar::<Db, i64>(
+        let row = sqlx::query_as::<Db, CollectionRow>(&format!(
             "INSERT INTO collections (channel_id, parent_id, name, slug, description, secret, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLLECTION_COLUMNS}"
+        ))
         .bind(actor.channel_id)
         .bind(new.parent_id)
         .bind(&new.name)
@@ -1417,21 +1459,27 @@ impl Store for SqlStore {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        let id = row.id;
         insert_links(&mut tx, Link::CollectionAdmins, id, &new.admin_ids).await?;
         insert_links(&mut tx, Link::CollectionMembers, id, &new.member_ids).await?;
-        let coll = collection_of(&mut tx, actor.channel_id, id).await?;
         let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
-        let cat = catalog(
-            &mut tx,
-            self.channel_url(&channel.subdomain),
-            channel.id,
-            &[Some(coll.id), coll.parent_id]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>(),
-            &[],
-        )
-        .await?;
+        let url = self.channel_url(&channel.subdomain);
+        let (coll, cat) = match new.parent_id {
+            // The parent's subtree, now with the new collection in it.
+            Some(parent) => {
+                let cat = catalog(&mut tx, url, channel.id, &[parent], &[]).await?;
+                (held(&cat, id)?, cat)
+            }
+            // A new root collection is its own whole subtree; its links are as just written.
+            None => {
+                let coll = row.with_links(
+                    first_of_each(&new.admin_ids),
+                    first_of_each(&new.member_ids),
+                );
+                let cat = catalog_of(&mut tx, url, channel.id, vec![coll.clone()], &[]).await?;
+                (coll, cat)
+            }
+        };
         let object = cat.collection_json(&coll);
         let emitted = emit(
             &mut tx,
@@ -1523,8 +1571,8 @@ impl Store for SqlStore {
         if wanted.member_ids != before.member_ids {
             replace_links(&mut tx, Link::CollectionMembers, id, &wanted.member_ids).await?;
         }
-        let after = collection_of(&mut tx, actor.channel_id, id).await?;
         let new_cat = catalog(&mut tx, url, channel.id, &roots, &[]).await?;
+        let after = held(&new_cat, id)?;
         let new = new_cat.collection_json(&after);
         let updates = event::updates(&old, &new, &COLLECTION_FIELDS);
         let mut emitted = Emitted::default();
@@ -1550,16 +1598,16 @@ impl Store for SqlStore {
 
     async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>> {
         let mut tx = self.writer.begin().await?;
-        let coll = collection_of(&mut tx, actor.channel_id, id).await?;
         let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
         let cat = catalog(
             &mut tx,
             self.channel_url(&channel.subdomain),
             channel.id,
-            &[coll.id],
+            &[id],
             &[],
         )
         .await?;
+        let coll = held(&cat, id)?;
         let object = cat.deleted_collection_json(&coll);
         let emitted = emit(
             &mut tx,

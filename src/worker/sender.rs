@@ -126,17 +126,19 @@ impl Sender {
                 ),
                 None,
             ),
-            Ok(()) => match tokio::time::timeout(self.timeout, self.exchange(req, at)).await {
-                Ok(done) => done,
-                Err(_) => (
-                    failure(
-                        AttemptResult::RequestTimeout,
+            Ok(url) => {
+                match tokio::time::timeout(self.timeout, self.exchange(url, req, at)).await {
+                    Ok(done) => done,
+                    Err(_) => (
+                        failure(
+                            AttemptResult::RequestTimeout,
+                            None,
+                            format!("no answer within {} ms", self.timeout.as_millis()),
+                        ),
                         None,
-                        format!("no answer within {} ms", self.timeout.as_millis()),
                     ),
-                    None,
-                ),
-            },
+                }
+            }
         };
         Response {
             outcome,
@@ -150,9 +152,9 @@ impl Sender {
     /// must answer 200 within [`HANDSHAKE_TIMEOUT`] with the JSON body `{"hub.challenge": "<the same>"}`.
     /// `Err` says what the endpoint answered instead.
     pub async fn handshake(&self, url: &str, token: &str) -> Result<(), String> {
-        self.check_literal(url)
+        let mut target = self
+            .check_literal(url)
             .map_err(|why| format!("destination refused: {why}"))?;
-        let mut target = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         let challenge = hex::encode(rand::random::<[u8; 16]>());
         target
             .query_pairs_mut()
@@ -195,21 +197,24 @@ impl Sender {
         }
     }
 
-    fn check_literal(&self, url: &str) -> Result<(), String> {
+    /// Parses `url` and checks it when its host is a literal address; the parsed URL is what
+    /// the request is then made to, so it is parsed once.
+    fn check_literal(&self, url: &str) -> Result<url::Url, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         let ip: Option<IpAddr> = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => Some(v4.into()),
             Some(url::Host::Ipv6(v6)) => Some(v6.into()),
             _ => None,
         };
-        match ip {
-            Some(ip) => self.policy.check(ip),
-            None => Ok(()),
+        if let Some(ip) = ip {
+            self.policy.check(ip)?;
         }
+        Ok(parsed)
     }
 
     async fn exchange(
         &self,
+        url: url::Url,
         req: &Request<'_>,
         at: DateTime<Utc>,
     ) -> (AttemptOutcome, Option<String>) {
@@ -219,7 +224,7 @@ impl Sender {
         };
         let sent = self
             .client
-            .post(req.url)
+            .post(url)
             .headers(headers)
             .body(req.body.to_owned())
             .send()

@@ -249,3 +249,45 @@ async fn members_and_videos_paginate() {
         false
     );
 }
+
+#[tokio::test]
+async fn a_created_collection_reads_back_as_it_was_answered() {
+    let app = spawn_app().await;
+    let admin = encode(Kind::User, 1);
+    let fields =
+        "id name url secret description createdAt admins { id } members { id } parent { id }";
+    let create = format!("mutation ($i: CreateCollectionInput!) {{ createCollection(input: $i) {{ collection {{ {fields} }} errors {{ message }} }} }}");
+    let read =
+        format!("query ($id: ID!) {{ node(id: $id) {{ ... on Collection {{ {fields} }} }} }}");
+    // A root collection with repeated ids, then a child of it.
+    let r = app
+        .graphql(
+            &create,
+            json!({"i": {"name": "Board Room", "description": "Q3", "secret": true,
+                "adminIds": [admin, admin], "memberIds": [admin]}}),
+        )
+        .await;
+    assert_eq!(r["data"]["createCollection"]["errors"], json!([]), "{r}");
+    let root = r["data"]["createCollection"]["collection"].clone();
+    assert_eq!(root["admins"], json!([{"id": admin}]));
+    assert_eq!(root["members"], json!([{"id": admin}]));
+    assert!(
+        root["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/board-room")),
+        "{root}"
+    );
+    let r = app
+        .graphql(
+            &create,
+            json!({"i": {"name": "Annex", "parentId": root["id"], "adminIds": [admin]}}),
+        )
+        .await;
+    assert_eq!(r["data"]["createCollection"]["errors"], json!([]), "{r}");
+    let child = r["data"]["createCollection"]["collection"].clone();
+    assert_eq!(child["parent"], json!({"id": root["id"]}));
+    for answered in [root, child] {
+        let r = app.graphql(&read, json!({"id": answered["id"]})).await;
+        assert_eq!(r["data"]["node"], answered, "{r}");
+    }
+}
