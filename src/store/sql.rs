@@ -709,8 +709,9 @@ async fn emit(
     Ok(emitted)
 }
 
-/// The condition that a webhook's `events` (a JSON list of names) holds `subscription`. The pattern is written into the SQL rather than bound: SQLite
-/// compiles a `LIKE` against a bound pattern again each time it is bound.
+/// The condition that a webhook's `events` (a JSON list of names) holds `subscription`. The
+/// pattern is written into the SQL rather than bound: SQLite compiles a `LIKE` against a bound
+/// pattern again each time it is bound.
 fn subscribed_to(subscription: WebhookEvent) -> String {
     format!("events LIKE '%\"{}\"%'", subscription.as_str())
 }
