@@ -117,7 +117,7 @@ impl Sender {
     pub async fn send(&self, req: &Request<'_>) -> Response {
         let at = Utc::now();
         let started = Instant::now();
-        let (outcome, response_body) = match self.check_literal(req.url) {
+        let (outcome, response_body) = match self.checked_url(req.url) {
             Err(why) => (
                 failure(
                     AttemptResult::ConnectionError,
@@ -153,7 +153,7 @@ impl Sender {
     /// `Err` says what the endpoint answered instead.
     pub async fn handshake(&self, url: &str, token: &str) -> Result<(), String> {
         let mut target = self
-            .check_literal(url)
+            .checked_url(url)
             .map_err(|why| format!("destination refused: {why}"))?;
         let challenge = hex::encode(rand::random::<[u8; 16]>());
         target
@@ -197,9 +197,9 @@ impl Sender {
         }
     }
 
-    /// Parses `url` and checks it when its host is a literal address; the parsed URL is what
-    /// the request is then made to, so it is parsed once.
-    fn check_literal(&self, url: &str) -> Result<url::Url, String> {
+    /// `url` parsed, and checked when its host is a literal address. The request is made to
+    /// this parsed URL, so it is parsed once.
+    fn checked_url(&self, url: &str) -> Result<url::Url, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         let ip: Option<IpAddr> = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => Some(v4.into()),
