@@ -43,16 +43,20 @@ impl SqliteStore {
             // run by the writer every 4 MiB (the default) multiplied fan-out latency tenfold.
             .pragma("wal_autocheckpoint", "50000")
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
+        // A connection to a local file does not go stale while idle, so it is not pinged before
+        // each use: that was one more trip to the connection's thread per transaction, while
+        // the single writer is held (sqlx still checks each connection as it is released).
+        let pool = || SqlitePoolOptions::new().test_before_acquire(false);
+        let writer = pool()
             .max_connections(1)
             .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await?;
         MIGRATOR.run(&writer).await?;
-        let reader = SqlitePoolOptions::new()
+        let reader = pool()
             .max_connections(4)
             .connect_with(options.clone().read_only(true))
             .await?;
-        let checkpointer = SqlitePoolOptions::new()
+        let checkpointer = pool()
             .max_connections(1)
             .connect_with(options.pragma("cache_size", "-1024"))
             .await?;
