@@ -144,19 +144,149 @@ fn event_time(body: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-async fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
+/// Threads of the receiver's own runtime are named this, so that its CPU time can be told apart
+/// from the load generator's and the plain client's (see `threads_cpu`).
+const RECEIVER_THREADS: &str = "receiver";
+
+/// Starts the receiver on a runtime of its own, on two threads of its own, for the process's
+/// lifetime.
+fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
     let app = Router::new()
         .route("/hook/{index}", post(receive))
         .route("/plain", post(plain))
         .with_state(stats);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind receiver");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+    listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(RECEIVER_THREADS)
+        .enable_all()
+        .build()
+        .expect("receiver runtime");
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        })
     });
     addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the machine's CPU goes.
+
+/// User + system CPU time from the fields after the command name of a `/proc/.../stat` line.
+fn stat_cpu(stat: &str) -> Duration {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+/// CPU time of this process's live threads whose name starts with `prefix`.
+fn threads_cpu(prefix: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.split_once('(')
+                .is_some_and(|(_, rest)| rest.starts_with(prefix))
+        })
+        .map(|stat| stat_cpu(&stat))
+        .sum()
+}
+
+/// The whole machine's CPU time so far: (busy, total), both summed over its CPUs.
+fn machine_cpu() -> (Duration, Duration) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let total: u64 = ticks.iter().take(8).sum();
+    // idle and iowait are the 4th and 5th fields.
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    let ms = |t: u64| Duration::from_millis(t * 10);
+    (ms(total - idle.min(total)), ms(total))
+}
+
+/// CPU spent over a window, split by who spent it.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    herald: Duration,
+    receiver: Duration,
+    bench: Duration,
+    busy: Duration,
+    total: Duration,
+}
+
+impl CpuSample {
+    fn now(heralds: &[Herald]) -> CpuSample {
+        let (busy, total) = machine_cpu();
+        CpuSample {
+            herald: heralds.iter().map(Herald::cpu).sum(),
+            receiver: threads_cpu(RECEIVER_THREADS),
+            bench: stat_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default()),
+            busy,
+            total,
+        }
+    }
+
+    /// From `self` to `later`.
+    fn until(&self, later: &CpuSample) -> CpuSplit {
+        let d = |a: Duration, b: Duration| b.saturating_sub(a);
+        let (herald, receiver, bench) = (
+            d(self.herald, later.herald),
+            d(self.receiver, later.receiver),
+            d(self.bench, later.bench),
+        );
+        let busy = d(self.busy, later.busy);
+        CpuSplit {
+            herald,
+            receiver,
+            // The load generator, or the plain client: the bench's threads but the receiver's.
+            client: bench.saturating_sub(receiver),
+            // PostgreSQL's backends, the kernel's own threads, anything else running.
+            rest: busy.saturating_sub(herald + bench),
+            busy_share: busy.as_secs_f64() / d(self.total, later.total).as_secs_f64().max(1e-9),
+        }
+    }
+}
+
+struct CpuSplit {
+    herald: Duration,
+    receiver: Duration,
+    client: Duration,
+    rest: Duration,
+    busy_share: f64,
+}
+
+impl CpuSplit {
+    /// "herald / receiver / client / rest" in µs per unit of work, and the machine's busy share.
+    fn per(&self, units: u64) -> String {
+        let us = |d: Duration| d.as_micros() as f64 / units.max(1) as f64;
+        format!(
+            "{:.0} / {:.0} / {:.0} / {:.0} µs; machine {:.0} % busy",
+            us(self.herald),
+            us(self.receiver),
+            us(self.client),
+            us(self.rest),
+            100.0 * self.busy_share
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -310,14 +440,7 @@ impl Herald {
 
     /// User + system CPU time so far.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
-            + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+        stat_cpu(&std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default())
     }
 
     /// Peak resident set size, MiB.
@@ -425,12 +548,13 @@ async fn offer(servers: &[String], token: &str, rate: u64, duration: Duration) -
 }
 
 /// The plain-client limit: POSTs of `body` to the receiver, 64 at a time, for `duration`.
-async fn plain_limit(addr: std::net::SocketAddr, body: Bytes, duration: Duration) -> f64 {
+async fn plain_limit(addr: std::net::SocketAddr, body: Bytes, duration: Duration) -> (f64, String) {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .expect("client");
     let done = Arc::new(AtomicU64::new(0));
+    let cpu0 = CpuSample::now(&[]);
     let until = Instant::now() + duration;
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -453,7 +577,9 @@ async fn plain_limit(addr: std::net::SocketAddr, body: Bytes, duration: Duration
     for t in tasks {
         let _ = t.await;
     }
-    done.load(Ordering::Relaxed) as f64 / duration.as_secs_f64()
+    let posts = done.load(Ordering::Relaxed);
+    let cpu = cpu0.until(&CpuSample::now(&[]));
+    (posts as f64 / duration.as_secs_f64(), cpu.per(posts))
 }
 
 struct Row {
@@ -466,6 +592,8 @@ struct Row {
     max: u32,
     rss_mib: f64,
     cpu_us_per_delivery: f64,
+    /// Every process's CPU per delivery during the load (see `CpuSplit::per`).
+    cpu_split: String,
     note: String,
 }
 
@@ -550,7 +678,7 @@ async fn run(
     let base = stats.received.load(Ordering::Relaxed);
     let slow_base = stats.received_slow.load(Ordering::Relaxed);
     let dup_base = stats.duplicates.load(Ordering::Relaxed);
-    let cpu0: Duration = heralds.iter().map(Herald::cpu).sum();
+    let cpu0 = CpuSample::now(&heralds);
     stats.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     let events = offer(&servers, &token, sc.rate, duration).await;
@@ -559,7 +687,7 @@ async fn run(
     // With slow receivers, the throughput that matters is the healthy webhooks'.
     let in_window_slow = stats.received_slow.load(Ordering::Relaxed) - slow_base;
     let in_window = in_window_all - in_window_slow;
-    let cpu1: Duration = heralds.iter().map(Herald::cpu).sum();
+    let cpu = cpu0.until(&CpuSample::now(&heralds));
     // Let the rest arrive (every delivery is made), still measuring latency.
     let expected = events * expected_per_event;
     let until = Instant::now() + Duration::from_secs(120);
@@ -623,7 +751,8 @@ async fn run(
         p99: percentile(&lat, 0.99),
         max: lat.last().copied().unwrap_or(0),
         rss_mib: rss,
-        cpu_us_per_delivery: (cpu1 - cpu0).as_micros() as f64 / in_window_all.max(1) as f64,
+        cpu_us_per_delivery: cpu.herald.as_micros() as f64 / in_window_all.max(1) as f64,
+        cpu_split: cpu.per(in_window_all),
         note,
     }
 }
@@ -644,7 +773,7 @@ async fn main() {
         bin.display()
     );
     let stats = Arc::new(Stats::default());
-    let addr = start_receiver(stats.clone()).await;
+    let addr = start_receiver(stats.clone());
 
     let all = [
         Scenario {
@@ -711,7 +840,7 @@ async fn main() {
         sample = sample.or_else(|| stats.sample_body.lock().ok().and_then(|s| s.clone()));
     }
     let body = sample.unwrap_or_else(|| Bytes::from(vec![b'x'; 1200]));
-    let limit = plain_limit(addr, body.clone(), Duration::from_secs(10)).await;
+    let (limit, limit_cpu) = plain_limit(addr, body.clone(), Duration::from_secs(10)).await;
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -729,12 +858,13 @@ async fn main() {
         args.duration,
         body.len()
     );
-    println!("plain-client limit (64 concurrent keep-alive POSTs to the same receiver): {limit:.0} req/s\n");
-    println!("| scenario | events/s offered | deliveries/s | vs plain client | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery | notes |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    println!("plain-client limit (64 concurrent keep-alive POSTs to the same receiver): {limit:.0} req/s");
+    println!("CPU per POST then, herald / receiver / client / rest: {limit_cpu}\n");
+    println!("| scenario | events/s offered | deliveries/s | vs plain client | p50 ms | p90 ms | p99 ms | max ms | peak RSS MiB | CPU µs/delivery | CPU per delivery: herald / receiver / load / rest | notes |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |");
     for r in &rows {
         println!(
-            "| {} | {:.0} | {:.0} | {:.0} % | {} | {} | {} | {} | {:.0} | {:.0} | {} |",
+            "| {} | {:.0} | {:.0} | {:.0} % | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} |",
             r.scenario,
             r.events_per_s,
             r.deliveries_per_s,
@@ -745,6 +875,7 @@ async fn main() {
             r.max,
             r.rss_mib,
             r.cpu_us_per_delivery,
+            r.cpu_split,
             r.note
         );
     }
