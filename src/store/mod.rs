@@ -61,6 +61,17 @@ impl Dialect {
             Dialect::Postgres => "FOR UPDATE OF d SKIP LOCKED",
         }
     }
+
+    /// Appended to a SELECT of webhooks that deliveries are about to be written for: on
+    /// PostgreSQL, where no foreign key ties a delivery to its webhook, the rows are locked
+    /// until the transaction ends, so a webhook is not deleted before its new deliveries are
+    /// visible to the deletion (SQLite's foreign keys and single writer see to it there).
+    fn key_share_clause(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => "FOR KEY SHARE",
+        }
+    }
 }
 
 /// Who makes a content change, and in which channel.

@@ -5,6 +5,7 @@
 use super::{Dialect, Recorded, Result};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,41 +59,29 @@ fn pool_options() -> PgPoolOptions {
         })
 }
 
-/// Adds attempts to the log and moves their deliveries on: one statement each for all the
-/// records, their columns bound as arrays (a multi-row VALUES list made PostgreSQL parse and
-/// plan thousands of parameters per round, several times slower). A record whose lease is
-/// stale adds its attempt and changes nothing else; an attempt whose delivery was deleted
-/// meanwhile (with its webhook) is not recorded.
+/// Moves deliveries on and adds their attempts to the log, their columns bound as arrays (a
+/// multi-row VALUES list made PostgreSQL parse and plan thousands of parameters per round,
+/// several times slower). A record whose lease is stale adds its attempt and changes nothing
+/// else; an attempt whose delivery was deleted meanwhile (with its webhook) is not recorded.
+///
+/// No foreign key ties an attempt to its delivery (migration 0004), so an attempt is written
+/// only for a delivery this transaction holds locked: the update locks the deliveries it
+/// moves on, and the rare stale record's delivery is locked `FOR KEY SHARE`. A deletion of
+/// the delivery then waits for this transaction, and its attempts are deleted after it.
 async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i64) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
     let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
     let urls: Vec<&str> = records.iter().map(|r| r.url.as_str()).collect();
-    sqlx::query(
-        "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
-         SELECT v.delivery_id, v.at, v.url, v.code, v.result, v.message, v.duration_ms, v.response_body \
-         FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[]) \
-           AS v(delivery_id, at, url, code, result, message, duration_ms, response_body) \
-         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)",
-    )
-    .bind(&ids)
-    .bind(records.iter().map(|r| r.at).collect::<Vec<i64>>())
-    .bind(&urls)
-    .bind(records.iter().map(|r| r.code).collect::<Vec<Option<i64>>>())
-    .bind(records.iter().map(|r| r.result.as_str()).collect::<Vec<&str>>())
-    .bind(records.iter().map(|r| r.message.as_deref()).collect::<Vec<Option<&str>>>())
-    .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<i64>>())
-    .bind(records.iter().map(|r| r.response_body.as_deref()).collect::<Vec<Option<&str>>>())
-    .execute(&mut *c)
-    .await?;
     let columns: Vec<_> = records.iter().map(|r| r.fate.columns(now)).collect();
-    sqlx::query(
+    let mut held: HashSet<i64> = sqlx::query_scalar::<Db, i64>(
         "UPDATE deliveries SET status = v.status, retries = deliveries.retries + v.bump, \
          next_attempt_at = v.next, url = v.url, lease = NULL, updated_at = $7 \
          FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[]) \
            AS v(id, lease, status, bump, next, url) \
-         WHERE deliveries.id = v.id AND deliveries.lease = v.lease",
+         WHERE deliveries.id = v.id AND deliveries.lease = v.lease \
+         RETURNING deliveries.id",
     )
     .bind(&ids)
     .bind(records.iter().map(|r| r.lease).collect::<Vec<i64>>())
@@ -101,6 +90,44 @@ async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i6
     .bind(columns.iter().map(|(_, _, n)| *n).collect::<Vec<i64>>())
     .bind(&urls)
     .bind(now)
+    .fetch_all(&mut *c)
+    .await?
+    .into_iter()
+    .collect();
+    let stale: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !held.contains(id))
+        .collect();
+    if !stale.is_empty() {
+        held.extend(
+            sqlx::query_scalar::<Db, i64>(
+                "SELECT id FROM deliveries WHERE id = ANY($1) FOR KEY SHARE",
+            )
+            .bind(&stale)
+            .fetch_all(&mut *c)
+            .await?,
+        );
+    }
+    let kept: Vec<&Recorded> = records
+        .iter()
+        .filter(|r| held.contains(&r.delivery_id))
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
+         SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[])",
+    )
+    .bind(kept.iter().map(|r| r.delivery_id).collect::<Vec<i64>>())
+    .bind(kept.iter().map(|r| r.at).collect::<Vec<i64>>())
+    .bind(kept.iter().map(|r| r.url.as_str()).collect::<Vec<&str>>())
+    .bind(kept.iter().map(|r| r.code).collect::<Vec<Option<i64>>>())
+    .bind(kept.iter().map(|r| r.result.as_str()).collect::<Vec<&str>>())
+    .bind(kept.iter().map(|r| r.message.as_deref()).collect::<Vec<Option<&str>>>())
+    .bind(kept.iter().map(|r| r.duration_ms).collect::<Vec<i64>>())
+    .bind(kept.iter().map(|r| r.response_body.as_deref()).collect::<Vec<Option<&str>>>())
     .execute(&mut *c)
     .await?;
     Ok(())

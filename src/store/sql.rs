@@ -633,8 +633,9 @@ async fn emit(
         Some(subscription) => {
             sqlx::query_as::<Db, TargetRow>(&format!(
                 "SELECT id, url, secrets, retries, listener FROM webhooks \
-                 WHERE channel_id = $1 AND enabled = TRUE AND {} ORDER BY id",
-                subscribed_to(subscription)
+                 WHERE channel_id = $1 AND enabled = TRUE AND {} ORDER BY id {}",
+                subscribed_to(subscription),
+                DIALECT.key_share_clause()
             ))
             .bind(channel.id)
             .fetch_all(&mut *c)
@@ -1130,15 +1131,34 @@ impl Store for SqlStore {
         Ok(hook)
     }
 
+    /// Deletes the webhook, its deliveries and their attempts. On PostgreSQL no foreign key
+    /// cascades (see migration 0004), so the order matters: the webhook first, which waits for
+    /// any transaction still writing deliveries for it (they hold it `FOR KEY SHARE`); then its
+    /// deliveries, which waits for any round still recording attempts of them (it holds them
+    /// locked); then, in a statement that sees what those committed, the attempts.
     async fn delete_webhook(&self, channel_id: i64, id: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE channel_id = $1 AND id = $2")
             .bind(channel_id)
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        let gone: Vec<i64> = sqlx::query_scalar::<Db, i64>(
+            "DELETE FROM deliveries WHERE webhook_id = $1 RETURNING id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for chunk in gone.chunks(10_000) {
+            let mut qb =
+                QueryBuilder::<Db>::new("DELETE FROM delivery_attempts WHERE delivery_id IN ");
+            push_list(&mut qb, chunk);
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1803,6 +1823,17 @@ impl Store for SqlStore {
     ) -> Result<Claimed> {
         let lease: i64 = rand::random::<i64>() & i64::MAX;
         let mut tx = self.writer.begin().await?;
+        if DIALECT.key_share_clause() != "" {
+            sqlx::query(&format!(
+                "SELECT id FROM webhooks WHERE channel_id = $1 AND id = $2 {}",
+                DIALECT.key_share_clause()
+            ))
+            .bind(channel_id)
+            .bind(webhook_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        }
         let hook = webhook_of(&mut tx, channel_id, webhook_id).await?;
         let (user, channel) = actor_and_channel(
             &mut tx,

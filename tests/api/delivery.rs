@@ -630,6 +630,152 @@ async fn deleting_a_webhook_drops_its_queued_deliveries() {
 }
 
 #[tokio::test]
+async fn deleting_a_webhook_deletes_its_deliveries_and_attempts_and_no_others() {
+    let app = spawn_app_with(|c| {
+        c.retry_base_ms = 60_000;
+        c.retry_cap_ms = 60_000;
+    })
+    .await;
+    let failing = TestReceiver::start().await;
+    failing.always(Reply::status(500));
+    let healthy = TestReceiver::start().await;
+    let hook = app
+        .create_webhook(&failing.url(), &["COLLECTION"], &[SECRET_A], 3)
+        .await;
+    let other = app
+        .create_webhook(&healthy.url(), &["COLLECTION"], &[SECRET_A], 3)
+        .await;
+    collection(&app, "One").await;
+    collection(&app, "Two").await;
+    app.wait_for_deliveries(&hook, |d| {
+        d.len() == 2 && d.iter().all(|x| x["status"] == "RETRYING")
+    })
+    .await;
+    app.wait_for_deliveries(&other, |d| d.len() == 2 && finished(d))
+        .await;
+    let id = herald::domain::ids::decode(Kind::Webhook, &hook).expect("id");
+    let other_id = herald::domain::ids::decode(Kind::Webhook, &other).expect("id");
+    let of = |webhook: i64| {
+        format!(
+            "SELECT COUNT(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
+             WHERE d.webhook_id = {webhook}"
+        )
+    };
+    assert_eq!(app.db.count(&of(id)).await, 2, "one failed attempt each");
+    assert_eq!(app.db.count(&of(other_id)).await, 2);
+
+    let r = app.graphql(
+        "mutation ($i: DeleteWebhookInput!) { deleteWebhook(input: $i) { errors { message } } }",
+        json!({"i": {"webhookId": hook}}),
+    )
+    .await;
+    assert_eq!(r["data"]["deleteWebhook"]["errors"], json!([]));
+
+    let deliveries = format!("SELECT COUNT(*) FROM deliveries WHERE webhook_id = {id}");
+    assert_eq!(app.db.count(&deliveries).await, 0);
+    let orphans = "SELECT COUNT(*) FROM delivery_attempts a \
+                   WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)";
+    assert_eq!(app.db.count(orphans).await, 0, "attempts left behind");
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) FROM delivery_attempts").await,
+        2
+    );
+    assert_eq!(
+        app.db.count(&of(other_id)).await,
+        2,
+        "the other webhook's log stays"
+    );
+    assert_eq!(app.deliveries(&other).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none() {
+    use herald::domain::delivery::{AttemptResult, DeliveryStatus};
+    use herald::store::{Fate, Page, Recorded};
+    let app = spawn_app().await;
+    let rx = TestReceiver::start().await;
+    let hook = app
+        .create_webhook(&rx.url(), &["COLLECTION"], &[SECRET_A], 3)
+        .await;
+    let webhook_id = herald::domain::ids::decode(Kind::Webhook, &hook).expect("id");
+    let users = app
+        .store
+        .list_users(
+            1,
+            Page {
+                after: None,
+                limit: 1,
+            },
+        )
+        .await
+        .expect("users");
+    let now = herald::domain::time::now_ms();
+    // Claimed for an hour: the engine leaves it alone, the test records its attempts.
+    let claimed = app
+        .store
+        .claim_ping(1, users[0].id, webhook_id, now, now + 3_600_000)
+        .await
+        .expect("ping");
+    let record = |lease: i64| Recorded {
+        delivery_id: claimed.delivery_id,
+        webhook_id,
+        lease,
+        at: now,
+        url: rx.url(),
+        code: Some(200),
+        result: AttemptResult::Success,
+        message: None,
+        duration_ms: 1,
+        response_body: None,
+        fate: Fate::Succeeded,
+    };
+    let status = || async {
+        app.store
+            .delivery(1, claimed.delivery_id)
+            .await
+            .expect("delivery")
+            .status
+    };
+
+    app.store
+        .record(&[record(claimed.lease ^ 1)], now, 60_000)
+        .await
+        .expect("stale record");
+    let attempts = app.store.attempts(claimed.delivery_id).await.expect("log");
+    assert_eq!(attempts.len(), 1, "a stale record still logs its attempt");
+    assert_eq!(
+        status().await,
+        DeliveryStatus::Pending,
+        "and changes nothing else"
+    );
+
+    app.store
+        .record(&[record(claimed.lease)], now, 60_000)
+        .await
+        .expect("record");
+    let attempts = app.store.attempts(claimed.delivery_id).await.expect("log");
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(status().await, DeliveryStatus::Succeeded);
+
+    app.store
+        .delete_webhook(1, webhook_id)
+        .await
+        .expect("delete");
+    app.store
+        .record(
+            &[record(claimed.lease), record(claimed.lease ^ 1)],
+            now,
+            60_000,
+        )
+        .await
+        .expect("a record of a deleted delivery is dropped, not an error");
+    let attempts = app.store.attempts(claimed.delivery_id).await.expect("log");
+    assert!(attempts.is_empty(), "{attempts:?}");
+    let all = "SELECT COUNT(*) FROM delivery_attempts";
+    assert_eq!(app.db.count(all).await, 0);
+}
+
+#[tokio::test]
 async fn the_log_filters_by_status_and_nonce() {
     let app = spawn_app().await;
     let rx = TestReceiver::start().await;

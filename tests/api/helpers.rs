@@ -65,6 +65,28 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The number `sql` (a `SELECT COUNT(*) …`) counts, read straight from the database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        macro_rules! count_on {
+            ($conn:ty) => {{
+                let mut c = <$conn as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect(sql)
+            }};
+        }
+        if self.pg.is_some() {
+            count_on!(sqlx::PgConnection)
+        } else {
+            count_on!(sqlx::SqliteConnection)
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((admin, name)) = self.pg.take() {
