@@ -706,16 +706,19 @@ impl Slots {
         self.busy_slots() + self.ready_count >= self.max_in_flight
     }
 
-    /// Webhooks with no room for more handed-over deliveries: as many attempts in flight and
-    /// waiting as they may have, or failing.
+    /// Webhooks with no room for more handed-over deliveries: as many attempts in flight (or
+    /// room held for a round's claims) and waiting as they may have, or failing. Room held for
+    /// a round counts: a handed-over delivery could not start before the round ends, and those
+    /// piling up behind it would go back to the queue, one more write each.
     fn busy(&self) -> HashSet<i64> {
         let mut busy: HashSet<i64> = self.failing.keys().copied().collect();
         busy.extend(
             self.per_webhook
                 .keys()
                 .chain(self.ready.keys())
+                .chain(self.reserved.keys())
                 .copied()
-                .filter(|w| self.in_flight_of(*w) + self.waiting(*w) >= self.per_webhook_max),
+                .filter(|w| self.load(*w) >= self.per_webhook_max),
         );
         busy
     }
@@ -994,12 +997,14 @@ mod tests {
         );
         assert!(back.is_empty(), "the handed-over one waits for the round");
         assert!(
-            !s.busy().contains(&1),
-            "hand-offs may still wait for webhook 1"
+            s.busy().contains(&1),
+            "webhook 1's share is held for the round: nothing more is handed over to wait behind it"
         );
         s.unreserve(&wants);
+        assert!(!s.busy().contains(&1), "the round is over");
         let (started, _) = s.start_ready(Instant::now(), 0);
         assert_eq!(ids(&started), vec![1]);
+        assert!(!s.busy().contains(&1), "one of four in flight");
     }
 
     fn set(ids: &[i64]) -> HashSet<i64> {
