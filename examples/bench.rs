@@ -15,17 +15,15 @@
 //! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `slow` (a
 //! third of the webhooks answer after 5 s), `two` (two herald processes on one PostgreSQL).
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::Router;
+use bytes::Bytes;
 use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::HeaderMap;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,71 +65,92 @@ struct Stats {
     measuring: AtomicBool,
     /// Latency from the event's `at` to arrival, ms, while measuring.
     latencies: Mutex<Vec<u32>>,
-    nonces: Mutex<HashSet<String>>,
+    /// Every nonce seen, as its 20 bytes.
+    nonces: Mutex<HashSet<[u8; 20]>>,
     duplicates: AtomicU64,
     checked: AtomicU64,
     bad_signatures: AtomicU64,
-    /// Webhook indexes that answer after 5 s.
-    slow: Mutex<HashSet<usize>>,
+    /// Webhooks whose index is below this answer after 5 s.
+    slow_below: AtomicUsize,
     sample_body: Mutex<Option<Bytes>>,
 }
 
-async fn receive(
-    State(stats): State<Arc<Stats>>,
-    Path(index): Path<usize>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> &'static str {
-    let n = stats.received.fetch_add(1, Ordering::Relaxed);
-    if let Some(nonce) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-        let fresh = stats
-            .nonces
-            .lock()
-            .map(|mut s| s.insert(nonce.to_owned()))
-            .unwrap_or(true);
-        if !fresh {
-            stats.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    if stats.measuring.load(Ordering::Relaxed) {
-        if let Some(at) = event_time(&body) {
-            let ms = (chrono::Utc::now() - at).num_milliseconds().max(0);
-            if let Ok(mut l) = stats.latencies.lock() {
-                l.push(u32::try_from(ms).unwrap_or(u32::MAX));
+impl Stats {
+    /// Counts one delivery to webhook `index`: its nonce, its latency, a signature check on
+    /// every hundredth. Returns whether its webhook is a slow one.
+    fn count(&self, index: usize, headers: &HeaderMap, body: &Bytes) -> bool {
+        let n = self.received.fetch_add(1, Ordering::Relaxed);
+        if let Some(nonce) = headers
+            .get("webhook-id")
+            .and_then(|v| nonce_bytes(v.as_bytes()))
+        {
+            let fresh = self
+                .nonces
+                .lock()
+                .map(|mut s| s.insert(nonce))
+                .unwrap_or(true);
+            if !fresh {
+                self.duplicates.fetch_add(1, Ordering::Relaxed);
             }
         }
-    }
-    if n % 100 == 0 {
-        let pairs: Vec<(String, String)> = headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-            .collect();
-        stats.checked.fetch_add(1, Ordering::Relaxed);
-        if herald_verify::Verifier::new([SECRET])
-            .verify(&pairs, &body)
-            .is_err()
-        {
-            stats.bad_signatures.fetch_add(1, Ordering::Relaxed);
+        if self.measuring.load(Ordering::Relaxed) {
+            if let Some(at) = event_time(body) {
+                let ms = (chrono::Utc::now() - at).num_milliseconds().max(0);
+                if let Ok(mut l) = self.latencies.lock() {
+                    l.push(u32::try_from(ms).unwrap_or(u32::MAX));
+                }
+            }
         }
-        if let Ok(mut s) = stats.sample_body.lock() {
-            s.get_or_insert(body.clone());
+        if n % 100 == 0 {
+            let pairs: Vec<(String, String)> = headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            self.checked.fetch_add(1, Ordering::Relaxed);
+            if herald_verify::Verifier::new([SECRET])
+                .verify(&pairs, body)
+                .is_err()
+            {
+                self.bad_signatures.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Ok(mut s) = self.sample_body.lock() {
+                s.get_or_insert(body.clone());
+            }
         }
+        let slow = index < self.slow_below.load(Ordering::Relaxed);
+        if slow {
+            self.received_slow.fetch_add(1, Ordering::Relaxed);
+        }
+        slow
     }
-    if stats
-        .slow
-        .lock()
-        .map(|s| s.contains(&index))
-        .unwrap_or(false)
-    {
-        stats.received_slow.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-    "ok"
 }
 
-async fn plain(body: Bytes) -> &'static str {
-    let _ = body.len();
-    "ok"
+/// A nonce's 40 hex characters as its 20 bytes.
+fn nonce_bytes(hex_text: &[u8]) -> Option<[u8; 20]> {
+    let mut out = [0u8; 20];
+    hex::decode_to_slice(hex_text, &mut out).ok()?;
+    Some(out)
+}
+
+/// Answers one request: `POST /hook/{index}` is a delivery, `POST /plain` the plain client's.
+/// A plain hyper service, so that the receiver spends as little of the machine as it can.
+async fn receive(
+    stats: Arc<Stats>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, hyper::Error> {
+    let index = req
+        .uri()
+        .path()
+        .strip_prefix("/hook/")
+        .and_then(|i| i.parse::<usize>().ok());
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    if let Some(index) = index {
+        if stats.count(index, &parts.headers, &body) {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+    Ok(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
 }
 
 /// The payload's `at`, read without parsing the whole body.
@@ -148,13 +167,9 @@ fn event_time(body: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
 /// from the load generator's and the plain client's (see `threads_cpu`).
 const RECEIVER_THREADS: &str = "receiver";
 
-/// Starts the receiver on a runtime of its own, on two threads of its own, for the process's
-/// lifetime.
+/// Starts the receiver (HTTP/1.1, keep-alive) on a runtime of its own, on two threads of its
+/// own, for the process's lifetime.
 fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
-    let app = Router::new()
-        .route("/hook/{index}", post(receive))
-        .route("/plain", post(plain))
-        .with_state(stats);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind receiver");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
@@ -167,7 +182,20 @@ fn start_receiver(stats: Arc<Stats>) -> std::net::SocketAddr {
     std::thread::spawn(move || {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = axum::serve(listener, app).await;
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let stats = stats.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| receive(stats.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
         })
     });
     addr
@@ -395,7 +423,17 @@ struct Herald {
 }
 
 impl Drop for Herald {
+    /// Stops herald as an operator would (SIGTERM, so it records what is in flight), and kills
+    /// it if it has not stopped within 30 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -629,9 +667,7 @@ async fn run(
     }
     let client = reqwest::Client::new();
     let first = heralds[0].url.clone();
-    if let Ok(mut s) = stats.slow.lock() {
-        *s = (0..sc.slow).collect();
-    }
+    stats.slow_below.store(sc.slow, Ordering::Relaxed);
     for i in 0..sc.webhooks {
         create_webhook(
             &client,

@@ -271,21 +271,31 @@ pub fn event_data(
     Value::Object(m).to_string()
 }
 
-/// A delivery's body: `hookId`, `nonce`, `at`, `event`, then the frozen `data` (a JSON object).
+/// A delivery's body: `hookId`, `nonce`, `at`, `event`, then the frozen `data` (a JSON object),
+/// written into one buffer.
 pub fn body(hook_id: &str, nonce: &str, at_ms: i64, event: &str, data: &str) -> String {
-    let head = format!(
-        "{{\"hookId\":{},\"nonce\":{},\"at\":{},\"event\":{}",
-        Value::from(hook_id),
-        Value::from(nonce),
-        Value::from(format_ms(at_ms)),
-        Value::from(event)
-    );
     let rest = data.trim().strip_prefix('{').unwrap_or("}").trim_start();
-    if rest.starts_with('}') {
-        format!("{head}}}")
-    } else {
-        format!("{head},{rest}")
+    let mut out = Vec::with_capacity(rest.len() + hook_id.len() + nonce.len() + 96);
+    out.extend_from_slice(b"{\"hookId\":");
+    push_json_str(&mut out, hook_id);
+    out.extend_from_slice(b",\"nonce\":");
+    push_json_str(&mut out, nonce);
+    out.extend_from_slice(b",\"at\":");
+    push_json_str(&mut out, &format_ms(at_ms));
+    out.extend_from_slice(b",\"event\":");
+    push_json_str(&mut out, event);
+    if !rest.starts_with('}') {
+        out.push(b',');
     }
+    out.extend_from_slice(rest.as_bytes());
+    // Every piece is UTF-8: `data` is a `str`, and serde_json writes strings as UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends `s` as a JSON string.
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail, nor can serialising a `str`.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

@@ -148,7 +148,8 @@ pub struct Claimed {
     pub nonce: String,
     pub event: EventName,
     pub event_at: i64,
-    pub data: String,
+    /// The event's frozen object part, shared by all its deliveries.
+    pub data: Arc<str>,
     pub retries_made: i64,
     pub max_retries: i64,
     pub url: String,

@@ -132,3 +132,11 @@ async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i6
     .await?;
     Ok(())
 }
+
+/// Pushes `column = ANY(ids)`, the ids bound as one array.
+fn push_in(qb: &mut sqlx::QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
+    qb.push(column)
+        .push(" = ANY(")
+        .push_bind(ids.to_vec())
+        .push(")");
+}

@@ -275,14 +275,10 @@ const DELIVERY_COLUMNS: &str =
 // ---------------------------------------------------------------------------------------------
 // Helpers on one connection (a pooled one or a transaction's).
 
-/// Pushes `(a, b, c)` for a non-empty list.
-fn push_list(qb: &mut QueryBuilder<'_, Db>, ids: &[i64]) {
-    qb.push("(");
-    let mut sep = qb.separated(", ");
-    for id in ids {
-        sep.push_bind(*id);
-    }
-    sep.push_unseparated(")");
+/// Pushes `column IN <ids>`, the ids bound as one value (see the backends' `push_in`): the
+/// statement's text does not depend on how many there are, so it is prepared once.
+fn push_in(qb: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
+    super::push_in(qb, column, ids);
 }
 
 async fn channel_of(c: &mut Conn, id: i64) -> Result<Channel> {
@@ -303,8 +299,8 @@ async fn users_in(c: &mut Conn, channel_id: i64, ids: &[i64]) -> Result<Vec<User
     let mut qb = QueryBuilder::<Db>::new(
         "SELECT id, channel_id, email, first_name, last_name, role, created_at FROM users WHERE channel_id = ",
     );
-    qb.push_bind(channel_id).push(" AND id IN ");
-    push_list(&mut qb, ids);
+    qb.push_bind(channel_id).push(" AND ");
+    push_in(&mut qb, "id", ids);
     let rows: Vec<UserRow> = qb.build_query_as().fetch_all(&mut *c).await?;
     let mut by_id: HashMap<i64, User> = HashMap::new();
     for r in rows {
@@ -328,8 +324,8 @@ async fn check_ids(
         return Ok(());
     }
     let mut qb = QueryBuilder::<Db>::new(format!("SELECT id FROM {table} WHERE channel_id = "));
-    qb.push_bind(channel_id).push(" AND id IN ");
-    push_list(&mut qb, ids);
+    qb.push_bind(channel_id).push(" AND ");
+    push_in(&mut qb, "id", ids);
     let found: HashSet<i64> = qb
         .build_query_scalar::<i64>()
         .fetch_all(&mut *c)
@@ -354,9 +350,9 @@ async fn links(c: &mut Conn, link: Link, owners: &[i64]) -> Result<HashMap<i64, 
     }
     let (table, owner_col, target_col) = link.names();
     let mut qb = QueryBuilder::<Db>::new(format!(
-        "SELECT {owner_col} AS owner, {target_col} AS target FROM {table} WHERE {owner_col} IN "
+        "SELECT {owner_col} AS owner, {target_col} AS target FROM {table} WHERE "
     ));
-    push_list(&mut qb, owners);
+    push_in(&mut qb, owner_col, owners);
     qb.push(" ORDER BY owner, position");
     let rows: Vec<LinkRow> = qb.build_query_as().fetch_all(&mut *c).await?;
     for r in rows {
@@ -465,8 +461,8 @@ async fn collection_trees(c: &mut Conn, channel_id: i64, roots: &[i64]) -> Resul
     let mut qb = QueryBuilder::<Db>::new(
         "WITH RECURSIVE tree(id) AS (SELECT id FROM collections WHERE channel_id = ",
     );
-    qb.push_bind(channel_id).push(" AND id IN ");
-    push_list(&mut qb, &roots);
+    qb.push_bind(channel_id).push(" AND ");
+    push_in(&mut qb, "id", &roots);
     // UNION, not UNION ALL: a cycle (never written by herald) cannot make it run forever.
     qb.push(format!(
         " UNION SELECT c.id FROM collections c JOIN tree t ON c.parent_id = t.id) \
@@ -613,20 +609,21 @@ async fn emit(
         channel,
         catalog,
     } = scene;
-    let data = event::event_data(
+    let data: std::sync::Arc<str> = event::event_data(
         Catalog::user_json(actor),
         catalog.channel_json(channel),
         object_key,
         object,
         updates,
-    );
+    )
+    .into();
     let event_id: i64 = sqlx::query_scalar::<Db, i64>(
         "INSERT INTO events (channel_id, name, at, data) VALUES ($1, $2, $3, $4) RETURNING id",
     )
     .bind(channel.id)
     .bind(name.as_str())
     .bind(now)
-    .bind(&data)
+    .bind(&*data)
     .fetch_one(&mut *c)
     .await?;
     let hooks: Vec<TargetRow> = match name.subscribed_by() {
@@ -779,9 +776,9 @@ struct ActorRow {
 }
 
 async fn update_webhooks_where(c: &mut Conn, set: &str, ids: &[i64], extra: &str) -> Result<()> {
-    for chunk in ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Db>::new(format!("UPDATE webhooks SET {set} WHERE id IN "));
-        push_list(&mut qb, chunk);
+    if !ids.is_empty() {
+        let mut qb = QueryBuilder::<Db>::new(format!("UPDATE webhooks SET {set} WHERE "));
+        push_in(&mut qb, "id", ids);
         qb.push(extra);
         qb.build().execute(&mut *c).await?;
     }
@@ -883,13 +880,13 @@ async fn record_in(
 /// What attempts of the claimed deliveries `ids` need. Pings are never retried.
 async fn load_claims(c: &mut Conn, ids: &[i64], lease: i64) -> Result<Vec<Claimed>> {
     let mut rows: Vec<ClaimRow> = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
+    if !ids.is_empty() {
         let mut qb = QueryBuilder::<Db>::new(
             "SELECT d.id AS delivery_id, d.webhook_id, d.lease, d.nonce, e.name AS event_name, e.at AS event_at, e.data, \
              d.retries, w.retries AS max_retries, w.url, w.secrets \
-             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id WHERE d.id IN ",
+             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id WHERE ",
         );
-        push_list(&mut qb, chunk);
+        push_in(&mut qb, "d.id", ids);
         rows.extend(qb.build_query_as::<ClaimRow>().fetch_all(&mut *c).await?);
     }
     rows.into_iter()
@@ -905,7 +902,7 @@ async fn load_claims(c: &mut Conn, ids: &[i64], lease: i64) -> Result<Vec<Claime
                 lease: r.lease.unwrap_or(lease),
                 nonce: r.nonce,
                 event_at: r.event_at,
-                data: r.data,
+                data: r.data.into(),
                 retries_made: r.retries,
                 max_retries: if event == EventName::Ping {
                     0
@@ -1153,9 +1150,8 @@ impl Store for SqlStore {
         .fetch_all(&mut *tx)
         .await?;
         for chunk in gone.chunks(10_000) {
-            let mut qb =
-                QueryBuilder::<Db>::new("DELETE FROM delivery_attempts WHERE delivery_id IN ");
-            push_list(&mut qb, chunk);
+            let mut qb = QueryBuilder::<Db>::new("DELETE FROM delivery_attempts WHERE ");
+            push_in(&mut qb, "delivery_id", chunk);
             qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -1683,8 +1679,8 @@ impl Store for SqlStore {
         let mut qb = QueryBuilder::<Db>::new(format!(
             "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = "
         ));
-        qb.push_bind(channel_id).push(" AND id IN ");
-        push_list(&mut qb, ids);
+        qb.push_bind(channel_id).push(" AND ");
+        push_in(&mut qb, "id", ids);
         let rows: Vec<CollectionRow> = qb.build_query_as().fetch_all(&mut *c).await?;
         let mut by_id: HashMap<i64, Collection> = hydrate_collections(&mut c, rows)
             .await?

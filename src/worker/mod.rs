@@ -802,13 +802,13 @@ async fn attempt(
 ) -> Recorded {
     let hook_id = encode(Kind::Webhook, claim.webhook_id);
     let event_name = claim.event.as_str();
-    let body = event::body(
+    let body = bytes::Bytes::from(event::body(
         &hook_id,
         &claim.nonce,
         claim.event_at,
         event_name,
         &claim.data,
-    );
+    ));
     let request = Request {
         url: &claim.url,
         hook_id: &hook_id,
@@ -823,7 +823,7 @@ async fn attempt(
             nonce: claim.nonce.clone(),
             event: event_name.to_owned(),
             headers: sender::header_pairs(&request, chrono::Utc::now()),
-            body: body.clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
         };
         listeners
             .deliver(claim.webhook_id, pushed, config.timeout)
@@ -894,7 +894,7 @@ mod tests {
             nonce: String::new(),
             event: crate::domain::event::EventName::VideoUpdated,
             event_at: 0,
-            data: String::new(),
+            data: Arc::from(""),
             retries_made: 0,
             max_retries: 0,
             url: String::new(),

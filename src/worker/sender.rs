@@ -7,6 +7,7 @@
 
 use crate::domain::delivery::{AttemptOutcome, AttemptResult, RESPONSE_BODY_CAP};
 use crate::domain::net::NetPolicy;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_verify::{
     format_timestamp, header, rewatch_signatures_header, standard_signatures_header,
@@ -15,8 +16,9 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
 };
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `User-Agent` of every delivery.
@@ -32,7 +34,8 @@ pub struct Request<'a> {
     pub event: &'a str,
     pub nonce: &'a str,
     pub secrets: &'a [String],
-    pub body: &'a str,
+    /// Shared with the request as it is sent, never copied.
+    pub body: &'a Bytes,
 }
 
 /// What an attempt came to.
@@ -49,7 +52,13 @@ pub struct Sender {
     client: reqwest::Client,
     timeout: Duration,
     policy: NetPolicy,
+    /// Destination URLs already parsed and checked, with the verdict: a webhook's URL is
+    /// parsed once, not at every attempt.
+    urls: Arc<Mutex<HashMap<String, Result<url::Url, String>>>>,
 }
+
+/// The most URLs [`Sender`] keeps parsed; past it, it starts over.
+const URL_CACHE: usize = 4096;
 
 struct GuardedResolver {
     policy: NetPolicy,
@@ -110,6 +119,7 @@ impl Sender {
             client,
             timeout,
             policy,
+            urls: Arc::default(),
         })
     }
 
@@ -117,7 +127,7 @@ impl Sender {
     pub async fn send(&self, req: &Request<'_>) -> Response {
         let at = Utc::now();
         let started = Instant::now();
-        let (outcome, response_body) = match self.checked_url(req.url) {
+        let (outcome, response_body) = match self.checked_url_cached(req.url) {
             Err(why) => (
                 failure(
                     AttemptResult::ConnectionError,
@@ -197,6 +207,21 @@ impl Sender {
         }
     }
 
+    /// [`Sender::checked_url`], remembered.
+    fn checked_url_cached(&self, url: &str) -> Result<url::Url, String> {
+        if let Some(known) = self.urls.lock().ok().and_then(|m| m.get(url).cloned()) {
+            return known;
+        }
+        let verdict = self.checked_url(url);
+        if let Ok(mut m) = self.urls.lock() {
+            if m.len() >= URL_CACHE {
+                m.clear();
+            }
+            m.insert(url.to_owned(), verdict.clone());
+        }
+        verdict
+    }
+
     /// `url` parsed, and checked when its host is a literal address. The request is made to
     /// this parsed URL, so it is parsed once.
     fn checked_url(&self, url: &str) -> Result<url::Url, String> {
@@ -226,7 +251,7 @@ impl Sender {
             .client
             .post(url)
             .headers(headers)
-            .body(req.body.to_owned())
+            .body(req.body.clone())
             .send()
             .await;
         let mut resp = match sent {
@@ -338,7 +363,7 @@ fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, Str
     let unix = at.timestamp();
     let rewatch =
         rewatch_signatures_header(req.secrets, req.hook_id, req.event, req.nonce, &timestamp);
-    let standard = standard_signatures_header(req.secrets, req.nonce, unix, req.body.as_bytes());
+    let standard = standard_signatures_header(req.secrets, req.nonce, unix, req.body);
     let mut h = HeaderMap::with_capacity(11);
     h.insert(
         CONTENT_TYPE,
