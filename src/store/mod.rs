@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+mod group;
 pub mod postgres;
 pub mod sqlite;
 

@@ -35,7 +35,12 @@ impl PostgresStore {
             .max_connections(2)
             .connect_with(options)
             .await?;
-        Ok(PostgresStore::new(pool.clone(), pool, engine, channel_url))
+        Ok(PostgresStore::new(
+            pool.clone(),
+            pool,
+            Some(engine),
+            channel_url,
+        ))
     }
 }
 
@@ -139,4 +144,42 @@ fn push_in(qb: &mut sqlx::QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
         .push(" = ANY(")
         .push_bind(ids.to_vec())
         .push(")");
+}
+
+/// Write transactions: one per change (PostgreSQL runs them side by side).
+struct Writes {
+    pool: sqlx::PgPool,
+}
+
+impl Writes {
+    fn new(pool: sqlx::PgPool) -> Self {
+        Writes { pool }
+    }
+
+    async fn begin(&self) -> sqlx::Result<WriteTx> {
+        Ok(WriteTx(self.pool.begin().await?))
+    }
+}
+
+/// One change's transaction.
+struct WriteTx(sqlx::Transaction<'static, Db>);
+
+impl WriteTx {
+    async fn commit(self) -> sqlx::Result<()> {
+        self.0.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
+    }
 }

@@ -29,10 +29,16 @@ const CHUNK: usize = 256;
 pub struct SqlStore {
     /// Reads outside transactions.
     reader: Pool<Db>,
-    /// Transactions. On SQLite a single connection: writers queue in the pool instead of
-    /// failing on the database lock.
+    /// Outside transactions' writes. On SQLite a single connection: writers queue in the pool
+    /// instead of failing on the database lock.
     writer: Pool<Db>,
-    /// The delivery engine's transactions (recording and claiming), apart from requests' so a
+    /// Changes' transactions, on the writer (grouped on SQLite: see `group.rs`).
+    writes: std::sync::Arc<super::Writes>,
+    /// The delivery engine's transactions, on `engine`. On SQLite the same connection as
+    /// `writes`, but never in a change's group: a round waits for the open group to commit,
+    /// and commits on its own.
+    engine_writes: std::sync::Arc<super::Writes>,
+    /// The delivery engine's connections (recording and claiming), apart from requests' so a
     /// burst of requests cannot hold up recording. On SQLite the writer itself.
     engine: Pool<Db>,
     /// Connections of background work, closed with the store.
@@ -41,9 +47,25 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
-    pub fn new(reader: Pool<Db>, writer: Pool<Db>, engine: Pool<Db>, channel_url: &str) -> Self {
+    /// `engine`: the delivery engine's own pool, or `None` for it to share the writer.
+    pub fn new(
+        reader: Pool<Db>,
+        writer: Pool<Db>,
+        engine: Option<Pool<Db>>,
+        channel_url: &str,
+    ) -> Self {
+        let writes = std::sync::Arc::new(super::Writes::new(writer.clone()));
+        let (engine, engine_writes) = match engine {
+            Some(pool) => (pool.clone(), std::sync::Arc::new(super::Writes::new(pool))),
+            None => (
+                writer.clone(),
+                std::sync::Arc::new(super::Writes::new(writer.clone())),
+            ),
+        };
         SqlStore {
             reader,
+            writes,
+            engine_writes,
             writer,
             engine,
             background: Vec::new(),
@@ -958,7 +980,7 @@ impl Store for SqlStore {
     }
 
     async fn ensure_channel(&self, subdomain: &str, name: &str) -> Result<Channel> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query("INSERT INTO channels (subdomain, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (subdomain) DO NOTHING")
             .bind(subdomain)
             .bind(name)
@@ -976,7 +998,7 @@ impl Store for SqlStore {
     }
 
     async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         sqlx::query(
             "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (channel_id, email) DO NOTHING",
@@ -1053,7 +1075,7 @@ impl Store for SqlStore {
         let now = now_ms();
         let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
         let secrets: Vec<&str> = new.secrets.iter().map(|s| s.as_str()).collect();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let id: i64 = sqlx::query_scalar::<Db, i64>(
             "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
@@ -1082,7 +1104,7 @@ impl Store for SqlStore {
         id: i64,
         patch: &WebhookPatch,
     ) -> Result<Webhook> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let cur = webhook_of(&mut tx, channel_id, id).await?;
         let url = patch
             .url
@@ -1134,7 +1156,7 @@ impl Store for SqlStore {
     /// deliveries, which waits for any round still recording attempts of them (it holds them
     /// locked); then, in a statement that sees what those committed, the attempts.
     async fn delete_webhook(&self, channel_id: i64, id: i64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE channel_id = $1 AND id = $2")
             .bind(channel_id)
             .bind(id)
@@ -1187,7 +1209,7 @@ impl Store for SqlStore {
     }
 
     async fn create_video(&self, actor: Actor, new: &NewVideo) -> Result<Changed<Video>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         check_ids(
             &mut tx,
             "collections",
@@ -1257,7 +1279,7 @@ impl Store for SqlStore {
     }
 
     async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let before = video_of(&mut tx, actor.channel_id, id).await?;
         if !before.draft {
             tx.commit().await?;
@@ -1303,7 +1325,7 @@ impl Store for SqlStore {
         id: i64,
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let before = video_of(&mut tx, actor.channel_id, id).await?;
         if let Some(ids) = &patch.collection_ids {
             check_ids(
@@ -1390,7 +1412,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let video = video_of(&mut tx, actor.channel_id, id).await?;
         let mut emitted = Emitted::default();
         if !video.draft {
@@ -1432,7 +1454,7 @@ impl Store for SqlStore {
         actor: Actor,
         new: &NewCollection,
     ) -> Result<Changed<Collection>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         if let Some(p) = new.parent_id {
             check_ids(
                 &mut tx,
@@ -1522,7 +1544,7 @@ impl Store for SqlStore {
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let before = collection_of(&mut tx, actor.channel_id, id).await?;
         if let Some(Some(p)) = patch.parent_id {
             check_ids(
@@ -1614,7 +1636,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
         let cat = catalog(
             &mut tx,
@@ -1818,7 +1840,7 @@ impl Store for SqlStore {
         lease_until: i64,
     ) -> Result<Claimed> {
         let lease: i64 = rand::random::<i64>() & i64::MAX;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         if DIALECT.key_share_clause() != "" {
             sqlx::query(&format!(
                 "SELECT id FROM webhooks WHERE channel_id = $1 AND id = $2 {}",
@@ -1879,7 +1901,7 @@ impl Store for SqlStore {
         lease_until: i64,
     ) -> Result<Claimed> {
         let lease: i64 = rand::random::<i64>() & i64::MAX;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writes.begin().await?;
         let done = sqlx::query(
             "UPDATE deliveries SET lease = $1, next_attempt_at = $2 \
              WHERE id = $3 AND webhook_id IN (SELECT id FROM webhooks WHERE channel_id = $4)",
@@ -1905,7 +1927,7 @@ impl Store for SqlStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.engine.begin().await?;
+        let mut tx = self.engine_writes.begin().await?;
         record_in(&mut tx, records, now, disable_after_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -1924,7 +1946,7 @@ impl Store for SqlStore {
         if records.is_empty() && wants.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.engine.begin().await?;
+        let mut tx = self.engine_writes.begin().await?;
         if !records.is_empty() {
             record_in(&mut tx, records, now, disable_after_ms).await?;
         }
@@ -1934,6 +1956,10 @@ impl Store for SqlStore {
     }
 
     async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.engine_writes.begin().await?;
         for chunk in claims.chunks(CHUNK) {
             let mut qb =
                 QueryBuilder::<Db>::new("UPDATE deliveries SET lease = NULL, next_attempt_at = ");
@@ -1942,8 +1968,9 @@ impl Store for SqlStore {
                 b.push_bind(*id).push_bind(*lease);
             });
             qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
-            qb.build().execute(&self.engine).await?;
+            qb.build().execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 }

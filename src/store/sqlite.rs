@@ -3,6 +3,7 @@
 //! connection, because SQLite admits one writer at a time: writers queue in the pool instead
 //! of failing on the lock. Readers have their own connections.
 
+use super::group::Writes;
 use super::{Dialect, Recorded, Result};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -61,10 +62,7 @@ impl SqliteStore {
             .connect_with(options.pragma("cache_size", "-1024"))
             .await?;
         tokio::spawn(checkpoints(checkpointer.clone()));
-        Ok(
-            SqliteStore::new(reader, writer.clone(), writer, channel_url)
-                .with_background(checkpointer),
-        )
+        Ok(SqliteStore::new(reader, writer, None, channel_url).with_background(checkpointer))
     }
 }
 
