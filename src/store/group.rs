@@ -177,13 +177,6 @@ pub struct WriteTx {
 }
 
 impl WriteTx {
-    fn conn(&mut self) -> Option<&mut SqliteConnection> {
-        self.group
-            .as_mut()
-            .and_then(|g| g.conn.as_mut())
-            .map(|c| &mut **c)
-    }
-
     /// Ends the change: keeps its writes, and answers once the group holding them committed.
     pub async fn commit(mut self) -> sqlx::Result<()> {
         let Some(mut group) = self.group.take() else {
@@ -230,7 +223,9 @@ impl std::ops::Deref for WriteTx {
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.conn()
+        self.group
+            .as_mut()
+            .and_then(|g| g.conn.as_deref_mut())
             .expect("a change holds the writer's connection until it ends")
     }
 }

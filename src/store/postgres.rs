@@ -35,12 +35,7 @@ impl PostgresStore {
             .max_connections(2)
             .connect_with(options)
             .await?;
-        Ok(PostgresStore::new(
-            pool.clone(),
-            pool,
-            Some(engine),
-            channel_url,
-        ))
+        Ok(PostgresStore::new(pool.clone(), pool, engine, channel_url))
     }
 }
 
@@ -138,7 +133,8 @@ async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i6
     Ok(())
 }
 
-/// Pushes `column = ANY(ids)`, the ids bound as one array.
+/// Pushes `column = ANY(ids)`, the ids bound as one array: the statement's text does not
+/// depend on how many there are, so it is prepared once.
 fn push_in(qb: &mut sqlx::QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
     qb.push(column)
         .push(" = ANY(")

@@ -1,7 +1,7 @@
 //! The SQL of both backends. This file is compiled twice, as `sqlite::sql` and
 //! `postgres::sql`; `super::Db` and `super::DIALECT` are that backend's.
 
-use super::{Db, DIALECT};
+use super::{push_in, Db, DIALECT};
 use crate::domain::content::{
     slug, Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User,
     Video, VideoPatch, Visibility,
@@ -33,13 +33,10 @@ pub struct SqlStore {
     /// instead of failing on the database lock.
     writer: Pool<Db>,
     /// Changes' transactions, on the writer (grouped on SQLite: see `group.rs`).
-    writes: std::sync::Arc<super::Writes>,
-    /// The delivery engine's transactions, on `engine`. On SQLite the same connection as
-    /// `writes`, but never in a change's group: a round waits for the open group to commit,
-    /// and commits on its own.
-    engine_writes: std::sync::Arc<super::Writes>,
-    /// The delivery engine's connections (recording and claiming), apart from requests' so a
-    /// burst of requests cannot hold up recording. On SQLite the writer itself.
+    writes: super::Writes,
+    /// The delivery engine's transactions (recording and claiming), apart from requests' so a
+    /// burst of requests cannot hold up recording. On SQLite the writer itself, outside the
+    /// changes' groups: a round waits in the pool for the open group to commit.
     engine: Pool<Db>,
     /// Connections of background work, closed with the store.
     background: Vec<Pool<Db>>,
@@ -47,25 +44,10 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
-    /// `engine`: the delivery engine's own pool, or `None` for it to share the writer.
-    pub fn new(
-        reader: Pool<Db>,
-        writer: Pool<Db>,
-        engine: Option<Pool<Db>>,
-        channel_url: &str,
-    ) -> Self {
-        let writes = std::sync::Arc::new(super::Writes::new(writer.clone()));
-        let (engine, engine_writes) = match engine {
-            Some(pool) => (pool.clone(), std::sync::Arc::new(super::Writes::new(pool))),
-            None => (
-                writer.clone(),
-                std::sync::Arc::new(super::Writes::new(writer.clone())),
-            ),
-        };
+    pub fn new(reader: Pool<Db>, writer: Pool<Db>, engine: Pool<Db>, channel_url: &str) -> Self {
         SqlStore {
             reader,
-            writes,
-            engine_writes,
+            writes: super::Writes::new(writer.clone()),
             writer,
             engine,
             background: Vec::new(),
@@ -296,12 +278,6 @@ const DELIVERY_COLUMNS: &str =
 
 // ---------------------------------------------------------------------------------------------
 // Helpers on one connection (a pooled one or a transaction's).
-
-/// Pushes `column IN <ids>`, the ids bound as one value (see the backends' `push_in`): the
-/// statement's text does not depend on how many there are, so it is prepared once.
-fn push_in(qb: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
-    super::push_in(qb, column, ids);
-}
 
 async fn channel_of(c: &mut Conn, id: i64) -> Result<Channel> {
     sqlx::query_as::<Db, ChannelRow>(
@@ -1171,9 +1147,10 @@ impl Store for SqlStore {
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
-        for chunk in gone.chunks(10_000) {
+        if !gone.is_empty() {
+            // The ids are bound as one value, so their number is not bound by a limit.
             let mut qb = QueryBuilder::<Db>::new("DELETE FROM delivery_attempts WHERE ");
-            push_in(&mut qb, "delivery_id", chunk);
+            push_in(&mut qb, "delivery_id", &gone);
             qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -1927,7 +1904,7 @@ impl Store for SqlStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.engine_writes.begin().await?;
+        let mut tx = self.engine.begin().await?;
         record_in(&mut tx, records, now, disable_after_ms).await?;
         tx.commit().await?;
         Ok(())
@@ -1946,7 +1923,7 @@ impl Store for SqlStore {
         if records.is_empty() && wants.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.engine_writes.begin().await?;
+        let mut tx = self.engine.begin().await?;
         if !records.is_empty() {
             record_in(&mut tx, records, now, disable_after_ms).await?;
         }
@@ -1956,10 +1933,6 @@ impl Store for SqlStore {
     }
 
     async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()> {
-        if claims.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.engine_writes.begin().await?;
         for chunk in claims.chunks(CHUNK) {
             let mut qb =
                 QueryBuilder::<Db>::new("UPDATE deliveries SET lease = NULL, next_attempt_at = ");
@@ -1968,9 +1941,8 @@ impl Store for SqlStore {
                 b.push_bind(*id).push_bind(*lease);
             });
             qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
-            qb.build().execute(&mut *tx).await?;
+            qb.build().execute(&self.engine).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -62,7 +62,10 @@ impl SqliteStore {
             .connect_with(options.pragma("cache_size", "-1024"))
             .await?;
         tokio::spawn(checkpoints(checkpointer.clone()));
-        Ok(SqliteStore::new(reader, writer, None, channel_url).with_background(checkpointer))
+        Ok(
+            SqliteStore::new(reader, writer.clone(), writer, channel_url)
+                .with_background(checkpointer),
+        )
     }
 }
 
@@ -155,7 +158,8 @@ fn padded(chunk: &[Recorded]) -> Vec<Option<&Recorded>> {
     rows
 }
 
-/// Pushes `column IN (ids)`, the ids bound as one JSON array.
+/// Pushes `column IN (ids)`, the ids bound as one JSON array: the statement's text does not
+/// depend on how many there are, so it is prepared once.
 fn push_in(qb: &mut QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
     let list = format!(
         "[{}]",
