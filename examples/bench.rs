@@ -384,6 +384,40 @@ impl Db {
         }
     }
 
+    /// On PostgreSQL, the row writes to `deliveries` per delivery made: how often a delivery was
+    /// updated (claimed, recorded, handed back), and how many of those updates were HOT. Read
+    /// once the server's statistics have settled after herald stopped.
+    async fn delivery_writes(&self) -> Option<String> {
+        self.admin.as_ref()?;
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+            .await
+            .ok()?;
+        let mut last = None;
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now: (i64, i64, i64) = sqlx::query_as(
+                "SELECT n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'",
+            )
+            .fetch_one(&mut c)
+            .await
+            .ok()?;
+            if last == Some(now) || Instant::now() > until {
+                let (ins, upd, hot) = now;
+                return Some(format!(
+                    "{:.2} updates per delivery ({:.0} % HOT)",
+                    upd as f64 / ins.max(1) as f64,
+                    100.0 * hot as f64 / upd.max(1) as f64
+                ));
+            }
+            last = Some(now);
+            // pg_stat_clear_snapshot: read the counters afresh, not the transaction's snapshot.
+            let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+                .execute(&mut c)
+                .await;
+            tokio::time::sleep(Duration::from_millis(1_500)).await;
+        }
+    }
+
     /// Queues `n` deliveries of one event for a webhook, straight in the database.
     async fn seed(&self, webhook_id: i64, event_id: i64, url: &str, n: i64) {
         let now = chrono::Utc::now().timestamp_millis();
@@ -556,7 +590,7 @@ async fn create_webhook(
 async fn offer(servers: &[String], token: &str, rate: u64, duration: Duration) -> u64 {
     let client = reqwest::Client::new();
     let sent = Arc::new(AtomicU64::new(0));
-    let workers = 32u64;
+    let workers = 128u64;
     let period = Duration::from_secs_f64(workers as f64 / rate.max(1) as f64);
     let until = Instant::now() + duration;
     let mut tasks = Vec::new();
@@ -768,6 +802,9 @@ async fn run(
         "{delivered}/{expected} delivered, {recorded} successes recorded, {dups} duplicates"
     ));
     drop(heralds);
+    if let Some(writes) = db.delivery_writes().await {
+        note.push_str(&format!("; {writes}"));
+    }
     db.drop_database().await;
     Row {
         scenario: format!(

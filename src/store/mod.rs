@@ -332,8 +332,9 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
         disable_after_ms: i64,
     ) -> Result<Vec<Claimed>>;
-    /// Hands claimed deliveries (`(delivery id, lease)`) back unattempted: due again at `now`.
-    async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()>;
+    /// Hands claimed deliveries (`(delivery id, lease)`) back unattempted: claimable again at
+    /// once (they were due when claimed).
+    async fn release(&self, claims: &[(i64, i64)]) -> Result<()>;
 }
 
 /// Connects to `database_url` (`sqlite://…` or `postgres://…`) and applies pending migrations.

@@ -77,7 +77,7 @@ async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i6
     let columns: Vec<_> = records.iter().map(|r| r.fate.columns(now)).collect();
     let mut held: HashSet<i64> = sqlx::query_scalar::<Db, i64>(
         "UPDATE deliveries SET status = v.status, retries = deliveries.retries + v.bump, \
-         next_attempt_at = v.next, url = v.url, lease = NULL, updated_at = $7 \
+         next_attempt_at = v.next, url = v.url, lease = NULL, claimed_until = NULL, updated_at = $7 \
          FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[]) \
            AS v(id, lease, status, bump, next, url) \
          WHERE deliveries.id = v.id AND deliveries.lease = v.lease \

@@ -651,13 +651,13 @@ async fn emit(
     for chunk in hooks.chunks(CHUNK) {
         let nonces: Vec<String> = chunk.iter().map(|_| new_nonce()).collect();
         let mut qb = QueryBuilder::<Db>::new(
-            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, created_at, updated_at) ",
+            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, claimed_until, created_at, updated_at) ",
         );
         qb.push_values(chunk.iter().zip(&nonces), |mut b, (hook, nonce)| {
-            let (due, lease) = if claims(hook) {
-                (hand_off.until, Some(lease))
+            let (lease, until) = if claims(hook) {
+                (Some(lease), Some(hand_off.until))
             } else {
-                (now, None)
+                (None, None)
             };
             b.push_bind(hook.id)
                 .push_bind(event_id)
@@ -665,8 +665,9 @@ async fn emit(
                 .push_bind(DeliveryStatus::Pending.as_str())
                 .push_bind(0_i64)
                 .push_bind(hook.url.clone())
-                .push_bind(due)
+                .push_bind(now)
                 .push_bind(lease)
+                .push_bind(until)
                 .push_bind(now)
                 .push_bind(now);
         });
@@ -795,7 +796,7 @@ async fn claim_in(
         return Ok(Vec::new());
     }
     let lease: i64 = rand::random::<i64>() & i64::MAX;
-    let mut qb = QueryBuilder::<Db>::new("UPDATE deliveries SET next_attempt_at = ");
+    let mut qb = QueryBuilder::<Db>::new("UPDATE deliveries SET claimed_until = ");
     qb.push_bind(lease_until)
         .push(", lease = ")
         .push_bind(lease)
@@ -811,7 +812,9 @@ async fn claim_in(
         .push(if listeners.contains(webhook_id) { "" } else { " AND w.listener = FALSE" })
         .push(" AND w.enabled = TRUE AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= ")
         .push_bind(now)
-        .push(" ORDER BY d.next_attempt_at LIMIT ")
+        .push(" AND (d.claimed_until IS NULL OR d.claimed_until <= ")
+        .push_bind(now)
+        .push(") ORDER BY d.next_attempt_at LIMIT ")
         .push_bind(*limit)
         .push(" ")
         .push(DIALECT.lock_clause())
@@ -1801,7 +1804,7 @@ impl Store for SqlStore {
         Ok(sqlx::query_scalar::<Db, i64>(
             "SELECT w.id FROM webhooks w WHERE w.enabled = TRUE AND w.listener = FALSE AND EXISTS (\
              SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id AND d.status IN ('PENDING', 'RETRYING') \
-             AND d.next_attempt_at <= $1) ORDER BY w.id",
+             AND d.next_attempt_at <= $1 AND (d.claimed_until IS NULL OR d.claimed_until <= $1)) ORDER BY w.id",
         )
         .bind(now)
         .fetch_all(&self.reader)
@@ -1851,8 +1854,8 @@ impl Store for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = sqlx::query_scalar::<Db, i64>(
-            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'PENDING', 0, $4, $5, $6, $7, $7) RETURNING id",
+            "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, claimed_until, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'PENDING', 0, $4, $7, $6, $5, $7, $7) RETURNING id",
         )
         .bind(hook.id)
         .bind(event_id)
@@ -1880,7 +1883,7 @@ impl Store for SqlStore {
         let lease: i64 = rand::random::<i64>() & i64::MAX;
         let mut tx = self.writes.begin().await?;
         let done = sqlx::query(
-            "UPDATE deliveries SET lease = $1, next_attempt_at = $2 \
+            "UPDATE deliveries SET lease = $1, claimed_until = $2 \
              WHERE id = $3 AND webhook_id IN (SELECT id FROM webhooks WHERE channel_id = $4)",
         )
         .bind(lease)
@@ -1932,11 +1935,11 @@ impl Store for SqlStore {
         Ok(claimed)
     }
 
-    async fn release(&self, claims: &[(i64, i64)], now: i64) -> Result<()> {
+    async fn release(&self, claims: &[(i64, i64)]) -> Result<()> {
         for chunk in claims.chunks(CHUNK) {
-            let mut qb =
-                QueryBuilder::<Db>::new("UPDATE deliveries SET lease = NULL, next_attempt_at = ");
-            qb.push_bind(now).push(" FROM (");
+            let mut qb = QueryBuilder::<Db>::new(
+                "UPDATE deliveries SET lease = NULL, claimed_until = NULL FROM (",
+            );
             qb.push_values(chunk, |mut b, (id, lease)| {
                 b.push_bind(*id).push_bind(*lease);
             });

@@ -133,7 +133,7 @@ async fn write_records(
 
         let mut qb = QueryBuilder::<Db>::new(
             "UPDATE deliveries SET status = v.column3, retries = deliveries.retries + v.column4, \
-             next_attempt_at = v.column5, url = v.column6, lease = NULL, updated_at = ",
+             next_attempt_at = v.column5, url = v.column6, lease = NULL, claimed_until = NULL, updated_at = ",
         );
         qb.push_bind(now).push(" FROM (");
         qb.push_values(&rows, |mut b, r| {

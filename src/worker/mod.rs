@@ -11,12 +11,12 @@
 //! runs beside the dispatch rather than in its way. Retries are scheduled in the database
 //! (`next_attempt_at`), never slept on in-process.
 //!
-//! Durability: a claim pushes a delivery's due time one lease ahead. If the process dies before
-//! the outcome is recorded, the delivery is due again when the lease runs out and is attempted
-//! again: at-least-once, with the nonce for receivers to drop duplicates. A handed-over
-//! delivery that cannot start while its lease still covers a whole attempt goes back to the
-//! queue. On shutdown the dispatcher stops claiming, lets attempts in flight finish for a grace
-//! period, records them, and hands back the rest.
+//! Durability: a claim holds a delivery for one lease (`claimed_until`). If the process dies
+//! before the outcome is recorded, the delivery is claimable again when the lease runs out and
+//! is attempted again: at-least-once, with the nonce for receivers to drop duplicates. A
+//! handed-over delivery that cannot start while its lease still covers a whole attempt goes
+//! back to the queue. On shutdown the dispatcher stops claiming, lets attempts in flight finish
+//! for a grace period, records them, and hands back the rest.
 
 pub mod listeners;
 pub mod sender;
@@ -213,7 +213,7 @@ impl Engine {
     ) -> crate::store::Result<Vec<Claimed>> {
         if !back.is_empty() {
             let claims: Vec<(i64, i64)> = back.iter().map(|(d, l, _)| (*d, *l)).collect();
-            self.store.release(&claims, now_ms()).await?;
+            self.store.release(&claims).await?;
         }
         let now = now_ms();
         self.store
@@ -479,7 +479,7 @@ impl Engine {
         let mut unfinished = slots.unfinished();
         unfinished.extend(give_back.iter().map(|(d, l, _)| (*d, *l)));
         if !unfinished.is_empty() {
-            if let Err(e) = self.store.release(&unfinished, now_ms()).await {
+            if let Err(e) = self.store.release(&unfinished).await {
                 warn!(error = %e, count = unfinished.len(), "could not hand back deliveries; they are retried when their lease ends");
             }
         }
@@ -543,6 +543,10 @@ const MAX_ROUND: usize = 16_384;
 /// delivery to the slower claim path (outcomes are a few hundred bytes each).
 const MAX_UNRECORDED: usize = 65_536;
 
+/// Claims wait until at least this fraction (1/n) of the engine's room is free (see
+/// [`Slots::wants`]).
+const CLAIM_BATCH: usize = 16;
+
 /// Consecutive failures after which a webhook is paused.
 const BREAKER_TRIP: u32 = 10;
 /// The first pause; each further trip doubles it, up to [`BREAKER_MAX_PAUSE`].
@@ -568,6 +572,8 @@ struct Slots {
     /// Room held for the claims of the round in progress, per webhook.
     reserved: HashMap<i64, usize>,
     reserved_count: usize,
+    /// The last webhook claimed for: the next claims start after it.
+    turn: i64,
 }
 
 impl Slots {
@@ -582,6 +588,7 @@ impl Slots {
             ready_count: 0,
             reserved: HashMap::new(),
             reserved_count: 0,
+            turn: i64::MIN,
         }
     }
 
@@ -724,21 +731,35 @@ impl Slots {
     }
 
     /// How many more attempts each candidate webhook may start now.
-    fn wants(&self, candidates: &HashSet<i64>, now: Instant) -> Vec<(i64, i64)> {
+    ///
+    /// Claims come in batches: a webhook is claimed for only once it has room for a quarter of
+    /// its share, and nothing is claimed while less than [`CLAIM_BATCH`]th of the engine is
+    /// free. A claim's cost is mostly per webhook (finding its due deliveries), so under
+    /// overload, when slots free up a few at a time, claiming each as it frees cost a query per
+    /// delivery. The webhooks take turns, starting after the last one served, so under overload
+    /// the engine's room goes round them all rather than to the lowest ids.
+    fn wants(&mut self, candidates: &HashSet<i64>, now: Instant) -> Vec<(i64, i64)> {
         let mut budget = self
             .max_in_flight
             .saturating_sub(self.busy_slots() + self.ready_count);
+        if budget < (self.max_in_flight / CLAIM_BATCH).max(1) {
+            return Vec::new();
+        }
         let mut ordered: Vec<i64> = candidates.iter().copied().collect();
         ordered.sort_unstable();
+        let first = ordered.partition_point(|w| *w <= self.turn);
+        ordered.rotate_left(first);
         let mut wants = Vec::new();
         for w in ordered {
             if budget == 0 {
                 break;
             }
-            let n = self.cap(w, now).saturating_sub(self.load(w)).min(budget);
-            if n > 0 {
+            let cap = self.cap(w, now);
+            let n = cap.saturating_sub(self.load(w)).min(budget);
+            if n > 0 && n >= (cap / 4).max(1) {
                 wants.push((w, i64::try_from(n).unwrap_or(i64::MAX)));
                 budget -= n;
+                self.turn = w;
             }
         }
         wants
@@ -1032,6 +1053,39 @@ mod tests {
         assert_eq!(s.wants(&set(&[1, 2]), Instant::now()), vec![(1, 1), (2, 2)]);
         s.finish(&done(10, 1, true), Instant::now());
         assert_eq!(s.unfinished(), vec![(11, 0)]);
+    }
+
+    #[test]
+    fn claims_come_in_batches_and_the_webhooks_take_turns() {
+        let mut s = Slots::new(64, 8);
+        for d in 0..7 {
+            s.start(d, 1, 0);
+        }
+        assert_eq!(
+            s.wants(&set(&[1, 2]), Instant::now()),
+            vec![(2, 8)],
+            "room for one on webhook 1 is less than a quarter of its share: not worth a claim"
+        );
+        s.start(7, 1, 0);
+        for d in 100..154 {
+            s.start(d, 50 + d, 0);
+        }
+        assert_eq!(s.busy_slots(), 62);
+        assert!(
+            s.wants(&set(&[2]), Instant::now()).is_empty(),
+            "2 of 64 free is less than a 16th: wait for more room"
+        );
+
+        let mut s = Slots::new(16, 8);
+        assert_eq!(
+            s.wants(&set(&[1, 2, 3]), Instant::now()),
+            vec![(1, 8), (2, 8)]
+        );
+        assert_eq!(
+            s.wants(&set(&[1, 2, 3]), Instant::now()),
+            vec![(3, 8), (1, 8)],
+            "the next claims start after the last webhook served"
+        );
     }
 
     #[test]

@@ -688,32 +688,33 @@ async fn deleting_a_webhook_deletes_its_deliveries_and_attempts_and_no_others() 
     assert_eq!(app.deliveries(&other).await.len(), 2);
 }
 
-#[tokio::test]
-async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none() {
-    use herald::domain::delivery::{AttemptResult, DeliveryStatus};
-    use herald::store::{Fate, Page, Recorded};
-    let app = spawn_app().await;
-    let rx = TestReceiver::start().await;
+/// A webhook to `rx` (its numeric id) and the channel's first user, for tests that work the
+/// store directly.
+async fn webhook_and_admin(app: &TestApp, rx: &TestReceiver) -> (i64, i64) {
     let hook = app
         .create_webhook(&rx.url(), &["COLLECTION"], &[SECRET_A], 3)
         .await;
     let webhook_id = herald::domain::ids::decode(Kind::Webhook, &hook).expect("id");
-    let users = app
-        .store
-        .list_users(
-            1,
-            Page {
-                after: None,
-                limit: 1,
-            },
-        )
-        .await
-        .expect("users");
+    let page = herald::store::Page {
+        after: None,
+        limit: 1,
+    };
+    let users = app.store.list_users(1, page).await.expect("users");
+    (webhook_id, users[0].id)
+}
+
+#[tokio::test]
+async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none() {
+    use herald::domain::delivery::{AttemptResult, DeliveryStatus};
+    use herald::store::{Fate, Recorded};
+    let app = spawn_app().await;
+    let rx = TestReceiver::start().await;
+    let (webhook_id, admin_id) = webhook_and_admin(&app, &rx).await;
     let now = herald::domain::time::now_ms();
     // Claimed for an hour: the engine leaves it alone, the test records its attempts.
     let claimed = app
         .store
-        .claim_ping(1, users[0].id, webhook_id, now, now + 3_600_000)
+        .claim_ping(1, admin_id, webhook_id, now, now + 3_600_000)
         .await
         .expect("ping");
     let record = |lease: i64| Recorded {
@@ -773,6 +774,63 @@ async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none()
     assert!(attempts.is_empty(), "{attempts:?}");
     let all = "SELECT COUNT(*) FROM delivery_attempts";
     assert_eq!(app.db.count(all).await, 0);
+}
+
+#[tokio::test]
+async fn a_claim_holds_a_delivery_until_it_runs_out_and_leaves_its_due_time_alone() {
+    let app = spawn_app().await;
+    let rx = TestReceiver::start().await;
+    let (webhook_id, admin_id) = webhook_and_admin(&app, &rx).await;
+    // Ten hours ahead, so the running engine (on the real clock) never finds it due.
+    let hour = 3_600_000;
+    let due = herald::domain::time::now_ms() + 10 * hour;
+    let first = app
+        .store
+        .claim_ping(1, admin_id, webhook_id, due, due + hour)
+        .await
+        .expect("ping");
+    let claim_at = |now: i64| {
+        let store = app.store.clone();
+        async move {
+            store
+                .settle(&[], &[(webhook_id, 10)], &[], now, now + hour, 60_000)
+                .await
+                .expect("settle")
+        }
+    };
+    assert!(
+        claim_at(due + 1_000).await.is_empty(),
+        "due, but claimed: not claimable"
+    );
+    let again = claim_at(due + hour + 1).await;
+    assert_eq!(again.len(), 1, "claimable once the claim ran out");
+    assert_eq!(again[0].delivery_id, first.delivery_id);
+    assert_ne!(again[0].lease, first.lease, "a new claim, a new lease");
+    assert!(claim_at(due + hour + 2).await.is_empty(), "claimed again");
+    let delivery = app
+        .store
+        .delivery(1, first.delivery_id)
+        .await
+        .expect("delivery");
+    assert_eq!(
+        delivery.next_attempt_at, due,
+        "claims leave the due time alone"
+    );
+
+    app.store
+        .release(&[(first.delivery_id, first.lease)])
+        .await
+        .expect("stale release");
+    assert!(
+        claim_at(due + hour + 3).await.is_empty(),
+        "a release under a stale lease changes nothing"
+    );
+    app.store
+        .release(&[(first.delivery_id, again[0].lease)])
+        .await
+        .expect("release");
+    let back = claim_at(due + hour + 4).await;
+    assert_eq!(back.len(), 1, "handed back: claimable at once");
 }
 
 #[tokio::test]
