@@ -543,6 +543,10 @@ const MAX_ROUND: usize = 16_384;
 /// delivery to the slower claim path (outcomes are a few hundred bytes each).
 const MAX_UNRECORDED: usize = 65_536;
 
+/// Handed-over deliveries in flight and waiting, overall and per webhook, as a multiple of the
+/// room in flight (see [`Slots::full`]).
+const WAITING: usize = 2;
+
 /// Claims wait until at least this fraction (1/n) of the engine's room is free (see
 /// [`Slots::wants`]).
 const CLAIM_BATCH: usize = 16;
@@ -687,8 +691,8 @@ impl Slots {
                     break;
                 }
             }
-            // What waits and what is in flight together stay within the webhook's share.
-            let keep = cap.min(self.per_webhook_max.saturating_sub(self.in_flight_of(w)));
+            // What waits and what is in flight together stay within twice the webhook's share.
+            let keep = (cap + cap.min(self.per_webhook_max)).saturating_sub(self.in_flight_of(w));
             while queue.len() > keep {
                 if let Some((claim, _)) = queue.pop_back() {
                     back.push((claim.delivery_id, claim.lease, w));
@@ -708,13 +712,21 @@ impl Slots {
         (self.full() || unrecorded > MAX_UNRECORDED, self.busy())
     }
 
-    /// Whether the engine has no room for more handed-over deliveries at all.
+    /// Whether the engine has no room for more handed-over deliveries at all: as many waiting
+    /// as may be in flight, beyond those in flight.
+    ///
+    /// Handed-over deliveries wait in memory rather than go to the queue, because a delivery
+    /// that goes through the queue costs the database a claim besides its insert and record:
+    /// under overload (more offered than the engine can send), slots free a few at a time,
+    /// and a change arriving just then found no room and wrote its deliveries unclaimed. A
+    /// waiting delivery holds its claim, and goes back to the queue if it cannot start while
+    /// the claim still covers an attempt.
     fn full(&self) -> bool {
-        self.busy_slots() + self.ready_count >= self.max_in_flight
+        self.busy_slots() + self.ready_count >= WAITING * self.max_in_flight
     }
 
-    /// Webhooks with no room for more handed-over deliveries: as many attempts in flight (or
-    /// room held for a round's claims) and waiting as they may have, or failing. Room held for
+    /// Webhooks with no room for more handed-over deliveries: a share in flight (or room held
+    /// for a round's claims) and a share waiting, or failing. Room held for
     /// a round counts: a handed-over delivery could not start before the round ends, and those
     /// piling up behind it would go back to the queue, one more write each.
     fn busy(&self) -> HashSet<i64> {
@@ -725,7 +737,7 @@ impl Slots {
                 .chain(self.ready.keys())
                 .chain(self.reserved.keys())
                 .copied()
-                .filter(|w| self.load(*w) >= self.per_webhook_max),
+                .filter(|w| self.load(*w) >= WAITING * self.per_webhook_max),
         );
         busy
     }
@@ -939,13 +951,20 @@ mod tests {
         assert_eq!(ids(&started), vec![1, 2, 3, 4], "four in flight at most");
         assert!(back.is_empty());
         assert!(
+            !s.full(),
+            "four in flight and one waiting: room for three more to wait"
+        );
+        s.queue(claim(6, 1), 1_000);
+        s.queue(claim(7, 1), 1_000);
+        s.queue(claim(8, 3), 1_000);
+        assert!(
             s.full(),
-            "four in flight and one waiting fill an engine of four"
+            "four in flight and four waiting fill an engine of four"
         );
         assert_eq!(
             s.busy(),
-            set(&[1, 3]),
-            "webhooks 1 and 3 have their whole share"
+            set(&[1]),
+            "webhook 1 has a share in flight and a share waiting; webhook 3 room for one more"
         );
         assert!(s.wants(&set(&[1, 2, 3]), Instant::now()).is_empty());
         s.finish(&done(3, 2, true), Instant::now());
@@ -953,14 +972,23 @@ mod tests {
         assert_eq!(
             ids(&started),
             vec![5],
-            "the waiting one starts when there is room"
+            "a waiting one starts when there is room"
         );
-        s.queue(claim(6, 2), 1_000);
+        s.queue(claim(9, 2), 1_000);
         let mut left = s.unfinished();
         left.sort_unstable();
         assert_eq!(
             left,
-            vec![(1, 7), (2, 7), (4, 7), (5, 7), (6, 7)],
+            vec![
+                (1, 7),
+                (2, 7),
+                (4, 7),
+                (5, 7),
+                (6, 7),
+                (7, 7),
+                (8, 7),
+                (9, 7)
+            ],
             "waiting ones are handed back too"
         );
     }
@@ -968,17 +996,17 @@ mod tests {
     #[test]
     fn handed_over_deliveries_go_back_when_late_beyond_the_share_or_paused() {
         let mut s = Slots::new(100, 2);
-        for d in 1..=4 {
+        for d in 1..=6 {
             s.queue(claim(d, 1), 50);
         }
-        s.queue(claim(5, 2), 10);
+        s.queue(claim(10, 2), 10);
         let (started, mut back) = s.start_ready(Instant::now(), 20);
         back.sort_unstable();
         assert_eq!(ids(&started), vec![1, 2]);
         assert_eq!(
             back,
-            vec![(3, 7, 1), (4, 7, 1), (5, 7, 2)],
-            "webhook 1's share is two, in flight and waiting together; 5 is too late"
+            vec![(5, 7, 1), (6, 7, 1), (10, 7, 2)],
+            "webhook 1's share is two in flight and two waiting; 10 is too late"
         );
 
         let t0 = Instant::now();
@@ -1010,22 +1038,24 @@ mod tests {
         let wants = s.wants(&set(&[1]), Instant::now());
         assert_eq!(wants, vec![(1, 4)]);
         s.reserve(&wants);
-        s.queue(claim(1, 1), 1_000);
+        for d in 1..=4 {
+            s.queue(claim(d, 1), 1_000);
+        }
         let (started, back) = s.start_ready(Instant::now(), 0);
         assert!(
             started.is_empty(),
             "the round may claim webhook 1's whole share"
         );
-        assert!(back.is_empty(), "the handed-over one waits for the round");
+        assert!(back.is_empty(), "the handed-over ones wait for the round");
         assert!(
             s.busy().contains(&1),
-            "webhook 1's share is held for the round: nothing more is handed over to wait behind it"
+            "webhook 1's share is held for the round and a share waits: nothing more is handed over"
         );
         s.unreserve(&wants);
         assert!(!s.busy().contains(&1), "the round is over");
         let (started, _) = s.start_ready(Instant::now(), 0);
-        assert_eq!(ids(&started), vec![1]);
-        assert!(!s.busy().contains(&1), "one of four in flight");
+        assert_eq!(ids(&started), vec![1, 2, 3, 4]);
+        assert!(!s.busy().contains(&1), "four in flight, none waiting");
     }
 
     fn set(ids: &[i64]) -> HashSet<i64> {
