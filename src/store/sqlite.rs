@@ -34,10 +34,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // Statement journals of multi-row writes stay in memory instead of temp files.
             .pragma("temp_store", "memory")
-            // 2 MiB of page cache per connection, 16 MiB for the writer's (below). A reader's
-            // cache is emptied whenever the writer commits, so more would only cost memory; a
-            // writer's larger than 16 MiB raised peak RSS by ~40 MiB for no throughput
-            // (examples/bench.rs, backlog scenario).
+            // 2 MiB of page cache per connection, 8 MiB for the writer's (below). A reader's
+            // cache is emptied whenever the writer commits, so more would only cost memory. In
+            // the backlog scenario of examples/bench.rs, a writer's cache larger than 16 MiB
+            // raised peak RSS by ~40 MiB for no throughput, and 8 MiB against 16 lowered it by
+            // ~8 MiB (123-124 against 129-134 MiB) for ~3 % less throughput, within the noise.
             .pragma("cache_size", "-2048")
             // Checkpoints run beside the writer (see `checkpoints`); a commit runs one itself
             // only if the WAL ever passes ~200 MiB. Measured with examples/bench.rs: checkpoints
@@ -50,7 +51,7 @@ impl SqliteStore {
         let pool = || SqlitePoolOptions::new().test_before_acquire(false);
         let writer = pool()
             .max_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-16384"))
+            .connect_with(options.clone().pragma("cache_size", "-8192"))
             .await?;
         MIGRATOR.run(&writer).await?;
         let reader = pool()
