@@ -658,8 +658,9 @@ async fn plain_limit(addr: std::net::SocketAddr, body: Bytes, duration: Duration
 
 struct Row {
     scenario: String,
-    /// Events offered per second, and the rate asked for.
+    /// Events offered per second.
     events_per_s: f64,
+    /// Events per second asked of the load generator.
     asked: u64,
     deliveries_per_s: f64,
     p50: u32,

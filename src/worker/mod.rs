@@ -691,8 +691,9 @@ impl Slots {
                     break;
                 }
             }
-            // What waits and what is in flight together stay within twice the webhook's share.
-            let keep = (cap + cap.min(self.per_webhook_max)).saturating_sub(self.in_flight_of(w));
+            // What waits and what is in flight together stay within WAITING times the webhook's
+            // share (`cap` is never more than the share).
+            let keep = (WAITING * cap).saturating_sub(self.in_flight_of(w));
             while queue.len() > keep {
                 if let Some((claim, _)) = queue.pop_back() {
                     back.push((claim.delivery_id, claim.lease, w));
