@@ -748,12 +748,13 @@ async fn highest_kept_up(
             high = rate;
             last = Some(row);
         }
-        let next = match &kept {
-            Some(k) => (k.asked + high) / 2,
-            None => rate * 9 / 10,
+        let low = kept.as_ref().map_or(0, |k| k.asked);
+        let next = if kept.is_some() {
+            (low + high) / 2
+        } else {
+            rate * 9 / 10
         };
         // Stop within 3 % of a rate that fell behind.
-        let low = kept.as_ref().map_or(0, |k| k.asked);
         if next == rate || next <= low || (high - low) * 100 <= 3 * high {
             break;
         }
