@@ -126,6 +126,16 @@ impl Stats {
         }
         slow
     }
+
+    /// A delivery's body as the receiver got it (the first one checked), for the plain client
+    /// to POST; a filler of about that size when nothing was delivered.
+    fn sample_body(&self) -> Bytes {
+        self.sample_body
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_else(|| Bytes::from(vec![b'x'; 650]))
+    }
 }
 
 /// A nonce's 40 hex characters as its 20 bytes.
@@ -728,9 +738,9 @@ async fn highest_kept_up(
 ) -> Row {
     let ceiling = (offered.floor() as u64).max(1);
     let mut rate = ((sent / sc.webhooks as f64).floor() as u64).clamp(1, ceiling);
-    // The highest rate kept up with, and the lowest that fell behind (the first run did, at
-    // `offered`, but it also paid for queueing the excess, so herald may keep up just below).
-    let (mut low, mut high): (u64, Option<u64>) = (0, None);
+    // The lowest rate that fell behind (the first run did, at `offered`, but it also paid for
+    // queueing the excess, so herald may keep up just below); `kept` holds the highest kept up.
+    let mut high: Option<u64> = None;
     let mut kept: Option<Row> = None;
     let mut last = None;
     let mut tried = Vec::new();
@@ -748,24 +758,23 @@ async fn highest_kept_up(
         let ok = row.kept_up(sc.webhooks);
         tried.push(format!("{rate} {}", if ok { "kept up" } else { "behind" }));
         if ok {
-            low = rate;
             kept = Some(row);
         } else {
             high = Some(rate);
             last = Some(row);
         }
-        let next = match (high, kept.is_some()) {
+        let next = match (high, &kept) {
             // Every run kept up: a tenth higher.
             (None, _) => (rate + rate.div_ceil(10)).min(ceiling),
-            (Some(high), true) => {
+            (Some(high), Some(best)) => {
                 // Stop within 3 % of a rate that fell behind.
-                if (high - low) * 100 <= 3 * high {
+                if (high - best.asked) * 100 <= 3 * high {
                     break;
                 }
-                (low + high) / 2
+                (best.asked + high) / 2
             }
             // Nothing kept up yet: a tenth lower.
-            (Some(_), false) => rate * 9 / 10,
+            (Some(_), None) => rate * 9 / 10,
         };
         if next == rate || next == 0 {
             break;
@@ -899,13 +908,7 @@ async fn run(
     db.drop_database().await;
     // The machine's own limit right after the load, with herald stopped: its speed moves by
     // a third within an hour here, so each row is compared with the machine as it was then.
-    let body = stats
-        .sample_body
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .unwrap_or_else(|| Bytes::from(vec![b'x'; 650]));
-    let (limit, _) = plain_limit(addr, body, PLAIN_AFTER_EACH).await;
+    let (limit, _) = plain_limit(addr, stats.sample_body(), PLAIN_AFTER_EACH).await;
     Row {
         scenario: format!(
             "{} ({}{})",
@@ -1008,14 +1011,12 @@ async fn main() {
     );
 
     let mut rows = Vec::new();
-    let mut sample = None;
     for sc in chosen {
         eprintln!(
             "running {} on {} for {} s …",
             sc.name, args.db, args.duration
         );
         let row = run(&args, &bin, &stats, addr, sc).await;
-        sample = sample.or_else(|| stats.sample_body.lock().ok().and_then(|s| s.clone()));
         // Offered more than it sends, herald builds a backlog: the deliveries/s above is what
         // it sends while also writing the excess, and claiming it later.
         let behind = !row.kept_up(sc.webhooks);
@@ -1025,7 +1026,7 @@ async fn main() {
             rows.push(highest_kept_up(&args, &bin, &stats, addr, sc, offered, sent).await);
         }
     }
-    let body = sample.unwrap_or_else(|| Bytes::from(vec![b'x'; 1200]));
+    let body = stats.sample_body();
     let (limit, limit_cpu) = plain_limit(addr, body.clone(), Duration::from_secs(10)).await;
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
