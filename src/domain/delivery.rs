@@ -119,7 +119,12 @@ pub fn new_nonce() -> String {
     let ms = u64::try_from(crate::domain::time::now_ms()).unwrap_or(0);
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     rand::rng().fill_bytes(&mut bytes[6..]);
-    hex::encode(bytes)
+    let mut out = [0u8; 40];
+    // 20 bytes always fit 40 hex digits, and hex digits are ASCII.
+    match hex::encode_to_slice(bytes, &mut out) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => hex::encode(bytes),
+    }
 }
 
 /// What one attempt came to, as the sender saw it.

@@ -114,6 +114,10 @@ impl Sender {
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
+            // An attempt is never retried inside the client: the engine decides what becomes of
+            // a failed one. (reqwest's default retries HTTP/2 refusals, and copies every request
+            // to be able to.)
+            .retry(reqwest::retry::never())
             .build()?;
         Ok(Sender {
             client,
@@ -247,13 +251,12 @@ impl Sender {
             Ok(h) => h,
             Err(e) => return (failure(AttemptResult::Unknown, None, e), None),
         };
-        let sent = self
-            .client
-            .post(url)
-            .headers(headers)
-            .body(req.body.clone())
-            .send()
-            .await;
+        // The request is built whole rather than through a `RequestBuilder`, whose `headers`
+        // merges the map into the request's one entry at a time.
+        let mut request = reqwest::Request::new(reqwest::Method::POST, url);
+        *request.headers_mut() = headers;
+        *request.body_mut() = Some(reqwest::Body::from(req.body.clone()));
+        let sent = self.client.execute(request).await;
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => return (classify(&e), None),
@@ -374,21 +377,32 @@ fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, Str
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    // Borrowed values are copied once into their header; owned ones are moved in.
     let values = [
-        req.hook_id.to_owned(),
-        req.event.to_owned(),
-        req.nonce.to_owned(),
-        timestamp,
-        rewatch,
-        req.nonce.to_owned(),
-        unix.to_string(),
-        standard,
+        Value::Borrowed(req.hook_id),
+        Value::Borrowed(req.event),
+        Value::Borrowed(req.nonce),
+        Value::Owned(timestamp),
+        Value::Owned(rewatch),
+        Value::Borrowed(req.nonce),
+        Value::Owned(unix.to_string()),
+        Value::Owned(standard),
     ];
     for (name, value) in DELIVERY_HEADERS.iter().zip(values) {
-        let value = HeaderValue::from_str(&value).map_err(|e| format!("header {name}: {e}"))?;
+        let value = match value {
+            Value::Borrowed(v) => HeaderValue::from_str(v),
+            Value::Owned(v) => HeaderValue::try_from(v),
+        }
+        .map_err(|e| format!("header {name}: {e}"))?;
         h.insert(name.clone(), value);
     }
     Ok(h)
+}
+
+/// A header value of [`signed_headers`].
+enum Value<'a> {
+    Borrowed(&'a str),
+    Owned(String),
 }
 
 /// The names of the headers [`signed_headers`] sets per attempt, in the order of its values;

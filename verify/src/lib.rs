@@ -15,7 +15,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
@@ -55,9 +55,26 @@ pub fn rewatch_signature(
     nonce: &str,
     timestamp: &str,
 ) -> String {
+    let mut out = String::with_capacity(64);
+    push_rewatch_signature(&mut out, secret, [hook_id, event, nonce, timestamp]);
+    out
+}
+
+/// Appends one Rewatch signature to `out`: the MAC takes the four values and their separators
+/// piece by piece, so the string to sign is never built.
+fn push_rewatch_signature(out: &mut String, secret: &[u8], values: [&str; 4]) {
     let mut m = mac(secret);
-    m.update(rewatch_signed_string(hook_id, event, nonce, timestamp).as_bytes());
-    hex::encode(m.finalize().into_bytes())
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            m.update(b";");
+        }
+        m.update(value.as_bytes());
+    }
+    let mut hex_buf = [0u8; 64];
+    // 32 bytes always fit 64 hex digits, and hex digits are ASCII.
+    if hex::encode_to_slice(m.finalize().into_bytes(), &mut hex_buf).is_ok() {
+        out.push_str(std::str::from_utf8(&hex_buf).unwrap_or_default());
+    }
 }
 
 /// The `Rewatch-Hook-Delivery-Signatures` value: one signature per secret, in order, `,`-joined.
@@ -68,27 +85,48 @@ pub fn rewatch_signatures_header<S: AsRef<[u8]>>(
     nonce: &str,
     timestamp: &str,
 ) -> String {
-    secrets
-        .iter()
-        .map(|s| rewatch_signature(s.as_ref(), hook_id, event, nonce, timestamp))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut out = String::with_capacity(secrets.len() * 65);
+    for (i, secret) in secrets.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_rewatch_signature(
+            &mut out,
+            secret.as_ref(),
+            [hook_id, event, nonce, timestamp],
+        );
+    }
+    out
 }
 
-fn standard_mac(secret: &[u8], msg_id: &str, unix_timestamp: i64, body: &[u8]) -> HmacSha256 {
+fn standard_mac(secret: &[u8], msg_id: &str, unix_timestamp: &str, body: &[u8]) -> HmacSha256 {
     let mut m = mac(secret);
     m.update(msg_id.as_bytes());
     m.update(b".");
-    m.update(unix_timestamp.to_string().as_bytes());
+    m.update(unix_timestamp.as_bytes());
     m.update(b".");
     m.update(body);
     m
 }
 
+/// Appends one Standard Webhooks signature (`v1,` + base64) to `out`.
+fn push_standard_signature(
+    out: &mut String,
+    secret: &[u8],
+    msg_id: &str,
+    unix_timestamp: &str,
+    body: &[u8],
+) {
+    let tag = standard_mac(secret, msg_id, unix_timestamp, body).finalize();
+    out.push_str("v1,");
+    BASE64.encode_string(tag.into_bytes(), out);
+}
+
 /// One Standard Webhooks signature: `v1,` + base64 HMAC-SHA256(secret, `msg_id.unix_timestamp.body`).
 pub fn standard_signature(secret: &[u8], msg_id: &str, unix_timestamp: i64, body: &[u8]) -> String {
-    let tag = standard_mac(secret, msg_id, unix_timestamp, body).finalize();
-    format!("v1,{}", BASE64.encode(tag.into_bytes()))
+    let mut out = String::with_capacity(47);
+    push_standard_signature(&mut out, secret, msg_id, &unix_timestamp.to_string(), body);
+    out
 }
 
 /// The `webhook-signature` value: one `v1,…` per secret, in order, space-joined.
@@ -98,11 +136,15 @@ pub fn standard_signatures_header<S: AsRef<[u8]>>(
     unix_timestamp: i64,
     body: &[u8],
 ) -> String {
-    secrets
-        .iter()
-        .map(|s| standard_signature(s.as_ref(), msg_id, unix_timestamp, body))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let unix = unix_timestamp.to_string();
+    let mut out = String::with_capacity(secrets.len() * 48);
+    for (i, secret) in secrets.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        push_standard_signature(&mut out, secret.as_ref(), msg_id, &unix, body);
+    }
+    out
 }
 
 /// A secret in the `whsec_` form that Standard Webhooks libraries take: `whsec_` + base64(secret).
@@ -112,7 +154,29 @@ pub fn standard_webhooks_secret(secret: &[u8]) -> String {
 
 /// Formats a Rewatch timestamp header value: UTC, whole seconds, `2021-08-10T06:09:39Z`.
 pub fn format_timestamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    let (date, time) = (at.date_naive(), at.time());
+    if !(0..=9999).contains(&date.year()) {
+        // Years chrono writes with a sign; none a delivery is made in.
+        return at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    }
+    // Digit by digit: a strftime pattern is parsed again at every call, and `format!` with
+    // padded fields is several times slower than this.
+    let mut out = *b"0000-00-00T00:00:00Z";
+    let fields = [
+        (0, 4, date.year().unsigned_abs()),
+        (5, 2, date.month()),
+        (8, 2, date.day()),
+        (11, 2, time.hour()),
+        (14, 2, time.minute()),
+        (17, 2, time.second()),
+    ];
+    for (start, width, mut value) in fields {
+        for i in (start..start + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Where to read a delivery's headers from. Names are matched case-insensitively.
@@ -286,9 +350,10 @@ impl Verifier {
                 reason: "no v1 signature",
             });
         }
+        let unix = timestamp.to_string();
         for (index, secret) in self.secrets.iter().enumerate() {
             for tag in &candidates {
-                if standard_mac(secret, id, timestamp, body)
+                if standard_mac(secret, id, &unix, body)
                     .verify_slice(tag)
                     .is_ok()
                 {

@@ -82,6 +82,29 @@ fn signing_reproduces_every_vector() {
             s(&v, "standardWebhooksSignatureHeader")
         );
         assert_eq!(parse_timestamp(s(&v, "timestamp")), Some(unix));
+        let at = chrono::DateTime::from_timestamp(unix, 0).expect("a time");
+        assert_eq!(format_timestamp(at), s(&v, "timestamp"));
+        // Each signature alone is the header's part at its place.
+        let rewatch: Vec<String> = secrets
+            .iter()
+            .map(|x| {
+                rewatch_signature(
+                    x.as_bytes(),
+                    s(&v, "hookId"),
+                    s(&v, "event"),
+                    s(&v, "nonce"),
+                    s(&v, "timestamp"),
+                )
+            })
+            .collect();
+        assert_eq!(rewatch.join(","), s(&v, "rewatchSignaturesHeader"));
+        let standard: Vec<String> = secrets
+            .iter()
+            .map(|x| {
+                standard_signature(x.as_bytes(), s(&v, "nonce"), unix, s(&v, "body").as_bytes())
+            })
+            .collect();
+        assert_eq!(standard.join(" "), s(&v, "standardWebhooksSignatureHeader"));
         let whsec: Vec<String> = secrets
             .iter()
             .map(|x| standard_webhooks_secret(x.as_bytes()))
@@ -281,4 +304,20 @@ fn header_names_match_case_insensitively() {
         .collect();
     let verifier = Verifier::new(secrets(v));
     assert!(verifier.verify_rewatch_at(&lower, unix).is_ok());
+}
+
+#[test]
+fn timestamps_are_written_as_strftime_writes_them() {
+    let mut unix = 0_i64;
+    // From 1970 to the end of year 9999, in uneven steps that cross every field's carry.
+    while unix <= 253_402_300_799 {
+        let at = chrono::DateTime::from_timestamp(unix, 0).expect("a time");
+        assert_eq!(
+            format_timestamp(at),
+            at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+        );
+        unix += 86_399 * 367 + 3_607;
+    }
+    let end = chrono::DateTime::from_timestamp(253_402_300_799, 0).expect("a time");
+    assert_eq!(format_timestamp(end), "9999-12-31T23:59:59Z");
 }
