@@ -4,7 +4,7 @@
 use super::objects::{CollectionObject, VideoObject};
 use super::{
     input_id, input_ids, outcome, services, viewer, Problems, Services, UserError, VideoVisibility,
-    ViewerObject,
+    Viewer, ViewerObject,
 };
 use crate::domain::content::{self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch};
 use crate::domain::ids::Kind;
@@ -123,12 +123,13 @@ fn duration(raw: Option<f64>) -> Result<Option<f64>, Invalid> {
 }
 
 /// The viewer making a change; what the change enqueues is claimed for this process's engine.
-fn actor(svc: &Services, user: &crate::domain::content::User) -> Actor {
-    Actor {
-        user_id: user.id,
-        channel_id: user.channel_id,
+fn actor(svc: &Services, ctx: &Context<'_>) -> Result<Actor> {
+    let viewer = &ctx.data::<Viewer>()?.0;
+    Ok(Actor {
+        user: viewer.user.clone(),
+        channel: viewer.channel.clone(),
         hand_off: svc.engine.hand_off_terms(),
-    }
+    })
 }
 
 /// Runs a parsed change against the store and hands the engine what it enqueued.
@@ -167,7 +168,7 @@ impl ContentMutations {
         input: CreateVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let mut p = Problems::default();
         let title = p.check(rules::parse_title(&input.title));
         let summary = p.check(rules::parse_summary(input.summary.as_deref().unwrap_or("")));
@@ -220,7 +221,7 @@ impl ContentMutations {
         input: PublishVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
         let fut = parsed.map(|id| svc.store.publish_video(actor, id));
         let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
@@ -239,7 +240,7 @@ impl ContentMutations {
         input: UpdateVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let mut p = Problems::default();
         let id = p.check(input_id(Kind::Video, &input.video_id, "videoId"));
         let patch = VideoPatch {
@@ -298,7 +299,7 @@ impl ContentMutations {
         input: DeleteVideoInput,
     ) -> Result<VideoPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
         let fut = parsed.map(|id| svc.store.delete_video(actor, id));
         let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
@@ -317,7 +318,7 @@ impl ContentMutations {
         input: CreateCollectionInput,
     ) -> Result<CollectionPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let mut p = Problems::default();
         let name = p.check(rules::parse_name(&input.name));
         let description = p.check(rules::parse_description(input.description.as_deref()));
@@ -363,7 +364,7 @@ impl ContentMutations {
         input: UpdateCollectionInput,
     ) -> Result<CollectionPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let mut p = Problems::default();
         let id = p.check(input_id(
             Kind::Collection,
@@ -421,7 +422,7 @@ impl ContentMutations {
         input: DeleteCollectionInput,
     ) -> Result<CollectionPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, user);
+        let actor = actor(svc, ctx)?;
         let parsed = input_id(Kind::Collection, &input.collection_id, "collectionId")
             .map_err(|e| vec![e.into()]);
         let fut = parsed.map(|id| svc.store.delete_collection(actor, id));

@@ -70,16 +70,16 @@ pub fn sdl() -> String {
     schema().finish().sdl()
 }
 
-/// The authenticated user of this request.
+/// The authenticated user of this request, with the user's channel.
 #[derive(Clone)]
-pub struct Viewer(pub User);
+pub struct Viewer(pub crate::store::Authenticated);
 
 fn services<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Services> {
     ctx.data::<Services>()
 }
 
 fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a User> {
-    ctx.data::<Viewer>().map(|v| &v.0)
+    ctx.data::<Viewer>().map(|v| &v.0.user)
 }
 
 pub(crate) const ADMIN_ONLY: &str = "Only channel admins may view or modify webhooks";

@@ -75,12 +75,20 @@ impl Dialect {
     }
 }
 
-/// Who makes a content change, and in which channel.
+/// Who makes a content change, and in which channel: as authenticated (users and channels
+/// are never changed once created, so a change need not read them again).
 #[derive(Debug, Clone)]
 pub struct Actor {
-    pub user_id: i64,
-    pub channel_id: i64,
+    pub user: User,
+    pub channel: Channel,
     pub hand_off: HandOff,
+}
+
+/// Whom a token belongs to.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub channel: Channel,
 }
 
 /// Which of the deliveries a change enqueues are written claimed by the process making it and
@@ -216,8 +224,9 @@ pub trait Store: Send + Sync + 'static {
     /// The channel's user with this email, created when missing.
     async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User>;
     async fn create_token(&self, user_id: i64, token_hash: &str) -> Result<()>;
-    /// The user a token (by its hash) belongs to, unless unknown or revoked.
-    async fn authenticate(&self, token_hash: &str) -> Result<Option<User>>;
+    /// The user a token (by its hash) belongs to, with the user's channel, unless the token is
+    /// unknown or revoked.
+    async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>>;
     async fn channel(&self, id: i64) -> Result<Channel>;
     /// The channel's users among `ids`, in the order of `ids`; unknown ones are left out.
     async fn users(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<User>>;

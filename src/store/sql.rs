@@ -13,8 +13,8 @@ use crate::domain::time::now_ms;
 use crate::domain::webhook::{DisabledReason, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
 use crate::domain::Invalid;
 use crate::store::{
-    Actor, Changed, Claimed, DeliveryFilter, Dialect, Fate, HandOff, Page, Recorded, Result, Store,
-    StoreError, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, Dialect, Fate, HandOff, Page, Recorded,
+    Result, Store, StoreError, WebhookFilter,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -742,26 +742,35 @@ impl Emitted {
     }
 }
 
-/// The actor and channel of a change, read inside its transaction (one statement).
-async fn actor_and_channel(c: &mut Conn, actor: &Actor) -> Result<(User, Channel)> {
-    let row = sqlx::query_as::<Db, ActorRow>(
-        "SELECT u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
-         c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at \
-         FROM users u JOIN channels c ON c.id = u.channel_id WHERE u.id = $1 AND u.channel_id = $2",
-    )
-    .bind(actor.user_id)
-    .bind(actor.channel_id)
+/// A user and the user's channel, read inside a transaction (one statement).
+async fn user_and_channel(c: &mut Conn, user_id: i64, channel_id: i64) -> Result<(User, Channel)> {
+    sqlx::query_as::<Db, ActorRow>(&format!(
+        "SELECT {ACTOR_COLUMNS} FROM users u JOIN channels c ON c.id = u.channel_id \
+         WHERE u.id = $1 AND u.channel_id = $2"
+    ))
+    .bind(user_id)
+    .bind(channel_id)
     .fetch_optional(&mut *c)
     .await?
-    .ok_or(StoreError::NotFound)?;
-    let channel = Channel::from(ChannelRow {
-        id: row.user.channel_id,
-        subdomain: row.subdomain,
-        name: row.channel_name,
-        description: row.channel_description,
-        created_at: row.channel_created_at,
-    });
-    Ok((User::try_from(row.user)?, channel))
+    .ok_or(StoreError::NotFound)?
+    .split()
+}
+
+/// The columns of an [`ActorRow`], from `users u` joined with `channels c`.
+const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
+     c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at";
+
+impl ActorRow {
+    fn split(self) -> Result<(User, Channel)> {
+        let channel = Channel::from(ChannelRow {
+            id: self.user.channel_id,
+            subdomain: self.subdomain,
+            name: self.channel_name,
+            description: self.channel_description,
+            created_at: self.channel_created_at,
+        });
+        Ok((User::try_from(self.user)?, channel))
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -1011,15 +1020,19 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn authenticate(&self, token_hash: &str) -> Result<Option<User>> {
-        let row = sqlx::query_as::<Db, UserRow>(
-            "SELECT u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-        )
+    async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>> {
+        let row = sqlx::query_as::<Db, ActorRow>(&format!(
+            "SELECT {ACTOR_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             JOIN channels c ON c.id = u.channel_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        ))
         .bind(token_hash)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(User::try_from).transpose()
+        row.map(|row| {
+            let (user, channel) = row.split()?;
+            Ok(Authenticated { user, channel })
+        })
+        .transpose()
     }
 
     async fn channel(&self, id: i64) -> Result<Channel> {
@@ -1194,7 +1207,7 @@ impl Store for SqlStore {
             &mut tx,
             "collections",
             Kind::Collection,
-            actor.channel_id,
+            actor.channel.id,
             &new.collection_ids,
             "collectionIds",
         )
@@ -1203,7 +1216,7 @@ impl Store for SqlStore {
             &mut tx,
             "users",
             Kind::User,
-            actor.channel_id,
+            actor.channel.id,
             &new.tagged_user_ids,
             "taggedUserIds",
         )
@@ -1213,7 +1226,7 @@ impl Store for SqlStore {
             "INSERT INTO videos (channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
         )
-        .bind(actor.channel_id)
+        .bind(actor.channel.id)
         .bind(&new.title)
         .bind(slug(&new.title))
         .bind(&new.summary)
@@ -1226,10 +1239,10 @@ impl Store for SqlStore {
         .await?;
         insert_links(&mut tx, Link::VideoCollections, id, &new.collection_ids).await?;
         insert_links(&mut tx, Link::VideoTaggedUsers, id, &new.tagged_user_ids).await?;
-        let video = video_of(&mut tx, actor.channel_id, id).await?;
+        let video = video_of(&mut tx, actor.channel.id, id).await?;
         let mut emitted = Emitted::default();
         if !video.draft {
-            let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+            let (user, channel) = (&actor.user, &actor.channel);
             let cat = catalog(
                 &mut tx,
                 self.channel_url(&channel.subdomain),
@@ -1242,9 +1255,9 @@ impl Store for SqlStore {
             emitted = emit(
                 &mut tx,
                 Scene {
-                    actor: &user,
+                    actor: user,
                     hand_off: &actor.hand_off,
-                    channel: &channel,
+                    channel,
                     catalog: &cat,
                 },
                 EventName::VideoAddedToChannel,
@@ -1260,7 +1273,7 @@ impl Store for SqlStore {
 
     async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
         let mut tx = self.writes.begin().await?;
-        let before = video_of(&mut tx, actor.channel_id, id).await?;
+        let before = video_of(&mut tx, actor.channel.id, id).await?;
         if !before.draft {
             tx.commit().await?;
             return Ok(Changed::quiet(before));
@@ -1270,8 +1283,8 @@ impl Store for SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let video = video_of(&mut tx, actor.channel_id, id).await?;
-        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+        let video = video_of(&mut tx, actor.channel.id, id).await?;
+        let (user, channel) = (&actor.user, &actor.channel);
         let cat = catalog(
             &mut tx,
             self.channel_url(&channel.subdomain),
@@ -1284,9 +1297,9 @@ impl Store for SqlStore {
         let emitted = emit(
             &mut tx,
             Scene {
-                actor: &user,
+                actor: user,
                 hand_off: &actor.hand_off,
-                channel: &channel,
+                channel,
                 catalog: &cat,
             },
             EventName::VideoAddedToChannel,
@@ -1306,13 +1319,13 @@ impl Store for SqlStore {
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
         let mut tx = self.writes.begin().await?;
-        let before = video_of(&mut tx, actor.channel_id, id).await?;
+        let before = video_of(&mut tx, actor.channel.id, id).await?;
         if let Some(ids) = &patch.collection_ids {
             check_ids(
                 &mut tx,
                 "collections",
                 Kind::Collection,
-                actor.channel_id,
+                actor.channel.id,
                 ids,
                 "collectionIds",
             )
@@ -1323,7 +1336,7 @@ impl Store for SqlStore {
                 &mut tx,
                 "users",
                 Kind::User,
-                actor.channel_id,
+                actor.channel.id,
                 ids,
                 "taggedUserIds",
             )
@@ -1352,10 +1365,10 @@ impl Store for SqlStore {
         if wanted.tagged_user_ids != before.tagged_user_ids {
             replace_links(&mut tx, Link::VideoTaggedUsers, id, &wanted.tagged_user_ids).await?;
         }
-        let after = video_of(&mut tx, actor.channel_id, id).await?;
+        let after = video_of(&mut tx, actor.channel.id, id).await?;
         let mut emitted = Emitted::default();
         if !after.draft {
-            let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+            let (user, channel) = (&actor.user, &actor.channel);
             let mut users = before.tagged_user_ids.clone();
             users.extend(&after.tagged_user_ids);
             let mut rooted = before.collection_ids.clone();
@@ -1374,9 +1387,9 @@ impl Store for SqlStore {
                 emitted = emit(
                     &mut tx,
                     Scene {
-                        actor: &user,
+                        actor: user,
                         hand_off: &actor.hand_off,
-                        channel: &channel,
+                        channel,
                         catalog: &cat,
                     },
                     EventName::VideoUpdated,
@@ -1393,10 +1406,10 @@ impl Store for SqlStore {
 
     async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
         let mut tx = self.writes.begin().await?;
-        let video = video_of(&mut tx, actor.channel_id, id).await?;
+        let video = video_of(&mut tx, actor.channel.id, id).await?;
         let mut emitted = Emitted::default();
         if !video.draft {
-            let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+            let (user, channel) = (&actor.user, &actor.channel);
             let cat = catalog(
                 &mut tx,
                 self.channel_url(&channel.subdomain),
@@ -1409,9 +1422,9 @@ impl Store for SqlStore {
             emitted = emit(
                 &mut tx,
                 Scene {
-                    actor: &user,
+                    actor: user,
                     hand_off: &actor.hand_off,
-                    channel: &channel,
+                    channel,
                     catalog: &cat,
                 },
                 EventName::VideoDeleted,
@@ -1440,7 +1453,7 @@ impl Store for SqlStore {
                 &mut tx,
                 "collections",
                 Kind::Collection,
-                actor.channel_id,
+                actor.channel.id,
                 &[p],
                 "parentId",
             )
@@ -1450,7 +1463,7 @@ impl Store for SqlStore {
             &mut tx,
             "users",
             Kind::User,
-            actor.channel_id,
+            actor.channel.id,
             &new.admin_ids,
             "adminIds",
         )
@@ -1459,7 +1472,7 @@ impl Store for SqlStore {
             &mut tx,
             "users",
             Kind::User,
-            actor.channel_id,
+            actor.channel.id,
             &new.member_ids,
             "memberIds",
         )
@@ -1469,7 +1482,7 @@ impl Store for SqlStore {
             "INSERT INTO collections (channel_id, parent_id, name, slug, description, secret, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLLECTION_COLUMNS}"
         ))
-        .bind(actor.channel_id)
+        .bind(actor.channel.id)
         .bind(new.parent_id)
         .bind(&new.name)
         .bind(slug(&new.name))
@@ -1481,7 +1494,7 @@ impl Store for SqlStore {
         let id = row.id;
         insert_links(&mut tx, Link::CollectionAdmins, id, &new.admin_ids).await?;
         insert_links(&mut tx, Link::CollectionMembers, id, &new.member_ids).await?;
-        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+        let (user, channel) = (&actor.user, &actor.channel);
         let url = self.channel_url(&channel.subdomain);
         let (coll, cat) = match new.parent_id {
             // The parent's subtree, now with the new collection in it.
@@ -1503,9 +1516,9 @@ impl Store for SqlStore {
         let emitted = emit(
             &mut tx,
             Scene {
-                actor: &user,
+                actor: user,
                 hand_off: &actor.hand_off,
-                channel: &channel,
+                channel,
                 catalog: &cat,
             },
             EventName::CollectionCreated,
@@ -1525,13 +1538,13 @@ impl Store for SqlStore {
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
         let mut tx = self.writes.begin().await?;
-        let before = collection_of(&mut tx, actor.channel_id, id).await?;
+        let before = collection_of(&mut tx, actor.channel.id, id).await?;
         if let Some(Some(p)) = patch.parent_id {
             check_ids(
                 &mut tx,
                 "collections",
                 Kind::Collection,
-                actor.channel_id,
+                actor.channel.id,
                 &[p],
                 "parentId",
             )
@@ -1542,7 +1555,7 @@ impl Store for SqlStore {
                 &mut tx,
                 "users",
                 Kind::User,
-                actor.channel_id,
+                actor.channel.id,
                 ids,
                 "adminIds",
             )
@@ -1553,7 +1566,7 @@ impl Store for SqlStore {
                 &mut tx,
                 "users",
                 Kind::User,
-                actor.channel_id,
+                actor.channel.id,
                 ids,
                 "memberIds",
             )
@@ -1564,7 +1577,7 @@ impl Store for SqlStore {
             tx.commit().await?;
             return Ok(Changed::quiet(before));
         }
-        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+        let (user, channel) = (&actor.user, &actor.channel);
         let url = self.channel_url(&channel.subdomain);
         let roots: Vec<i64> = [Some(id), before.parent_id, wanted.parent_id]
             .into_iter()
@@ -1599,9 +1612,9 @@ impl Store for SqlStore {
             emitted = emit(
                 &mut tx,
                 Scene {
-                    actor: &user,
+                    actor: user,
                     hand_off: &actor.hand_off,
-                    channel: &channel,
+                    channel,
                     catalog: &new_cat,
                 },
                 EventName::CollectionUpdated,
@@ -1617,7 +1630,7 @@ impl Store for SqlStore {
 
     async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>> {
         let mut tx = self.writes.begin().await?;
-        let (user, channel) = actor_and_channel(&mut tx, &actor).await?;
+        let (user, channel) = (&actor.user, &actor.channel);
         let cat = catalog(
             &mut tx,
             self.channel_url(&channel.subdomain),
@@ -1631,9 +1644,9 @@ impl Store for SqlStore {
         let emitted = emit(
             &mut tx,
             Scene {
-                actor: &user,
+                actor: user,
                 hand_off: &actor.hand_off,
-                channel: &channel,
+                channel,
                 catalog: &cat,
             },
             EventName::CollectionDeleted,
@@ -1833,15 +1846,7 @@ impl Store for SqlStore {
             .ok_or(StoreError::NotFound)?;
         }
         let hook = webhook_of(&mut tx, channel_id, webhook_id).await?;
-        let (user, channel) = actor_and_channel(
-            &mut tx,
-            &Actor {
-                user_id: actor_id,
-                channel_id,
-                hand_off: HandOff::default(),
-            },
-        )
-        .await?;
+        let (user, channel) = user_and_channel(&mut tx, actor_id, channel_id).await?;
         let cat = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
         let data = event::ping_data(Catalog::user_json(&user), cat.channel_json(&channel));
         let event_id: i64 = sqlx::query_scalar::<Db, i64>(
