@@ -743,7 +743,7 @@ impl Emitted {
 }
 
 /// A user and the user's channel, read inside a transaction (one statement).
-async fn user_and_channel(c: &mut Conn, user_id: i64, channel_id: i64) -> Result<(User, Channel)> {
+async fn user_and_channel(c: &mut Conn, user_id: i64, channel_id: i64) -> Result<Authenticated> {
     sqlx::query_as::<Db, ActorRow>(&format!(
         "SELECT {ACTOR_COLUMNS} FROM users u JOIN channels c ON c.id = u.channel_id \
          WHERE u.id = $1 AND u.channel_id = $2"
@@ -761,7 +761,7 @@ const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_n
      c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at";
 
 impl ActorRow {
-    fn split(self) -> Result<(User, Channel)> {
+    fn split(self) -> Result<Authenticated> {
         let channel = Channel::from(ChannelRow {
             id: self.user.channel_id,
             subdomain: self.subdomain,
@@ -769,7 +769,10 @@ impl ActorRow {
             description: self.channel_description,
             created_at: self.channel_created_at,
         });
-        Ok((User::try_from(self.user)?, channel))
+        Ok(Authenticated {
+            user: User::try_from(self.user)?,
+            channel,
+        })
     }
 }
 
@@ -1028,11 +1031,7 @@ impl Store for SqlStore {
         .bind(token_hash)
         .fetch_optional(&self.reader)
         .await?;
-        row.map(|row| {
-            let (user, channel) = row.split()?;
-            Ok(Authenticated { user, channel })
-        })
-        .transpose()
+        row.map(ActorRow::split).transpose()
     }
 
     async fn channel(&self, id: i64) -> Result<Channel> {
@@ -1846,7 +1845,8 @@ impl Store for SqlStore {
             .ok_or(StoreError::NotFound)?;
         }
         let hook = webhook_of(&mut tx, channel_id, webhook_id).await?;
-        let (user, channel) = user_and_channel(&mut tx, actor_id, channel_id).await?;
+        let Authenticated { user, channel } =
+            user_and_channel(&mut tx, actor_id, channel_id).await?;
         let cat = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
         let data = event::ping_data(Catalog::user_json(&user), cat.channel_json(&channel));
         let event_id: i64 = sqlx::query_scalar::<Db, i64>(

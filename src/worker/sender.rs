@@ -379,30 +379,22 @@ fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, Str
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     // Borrowed values are copied once into their header; owned ones are moved in.
     let values = [
-        Value::Borrowed(req.hook_id),
-        Value::Borrowed(req.event),
-        Value::Borrowed(req.nonce),
-        Value::Owned(timestamp),
-        Value::Owned(rewatch),
-        Value::Borrowed(req.nonce),
-        Value::Owned(unix.to_string()),
-        Value::Owned(standard),
+        HeaderValue::from_str(req.hook_id),
+        HeaderValue::from_str(req.event),
+        HeaderValue::from_str(req.nonce),
+        HeaderValue::try_from(timestamp),
+        HeaderValue::try_from(rewatch),
+        HeaderValue::from_str(req.nonce),
+        HeaderValue::try_from(unix.to_string()),
+        HeaderValue::try_from(standard),
     ];
     for (name, value) in DELIVERY_HEADERS.iter().zip(values) {
-        let value = match value {
-            Value::Borrowed(v) => HeaderValue::from_str(v),
-            Value::Owned(v) => HeaderValue::try_from(v),
-        }
-        .map_err(|e| format!("header {name}: {e}"))?;
-        h.insert(name.clone(), value);
+        h.insert(
+            name.clone(),
+            value.map_err(|e| format!("header {name}: {e}"))?,
+        );
     }
     Ok(h)
-}
-
-/// A header value of [`signed_headers`].
-enum Value<'a> {
-    Borrowed(&'a str),
-    Owned(String),
 }
 
 /// The names of the headers [`signed_headers`] sets per attempt, in the order of its values;

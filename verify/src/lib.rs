@@ -70,10 +70,12 @@ fn push_rewatch_signature(out: &mut String, secret: &[u8], values: [&str; 4]) {
         }
         m.update(value.as_bytes());
     }
+    let tag = m.finalize().into_bytes();
     let mut hex_buf = [0u8; 64];
-    // 32 bytes always fit 64 hex digits, and hex digits are ASCII.
-    if hex::encode_to_slice(m.finalize().into_bytes(), &mut hex_buf).is_ok() {
-        out.push_str(std::str::from_utf8(&hex_buf).unwrap_or_default());
+    // 32 bytes always fit 64 hex digits (the fallback is never taken).
+    match hex::encode_to_slice(tag, &mut hex_buf) {
+        Ok(()) => out.push_str(&String::from_utf8_lossy(&hex_buf)),
+        Err(_) => out.push_str(&hex::encode(tag)),
     }
 }
 
