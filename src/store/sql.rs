@@ -582,8 +582,6 @@ async fn insert_links(c: &mut Conn, link: Link, owner: i64, targets: &[i64]) -> 
     Ok(())
 }
 
-/// Writes an event and one delivery per enabled webhook of the channel subscribed to it.
-/// Returns the webhooks that got a delivery.
 /// Who made a change where, and what its payload can refer to.
 struct Scene<'a> {
     actor: &'a User,
@@ -592,6 +590,8 @@ struct Scene<'a> {
     catalog: &'a Catalog,
 }
 
+/// Writes an event and one delivery per enabled webhook of the channel subscribed to it, and
+/// returns the deliveries handed over to this process and the webhooks whose were left queued.
 async fn emit(
     c: &mut Conn,
     scene: Scene<'_>,
