@@ -61,9 +61,9 @@ const READERS: u32 = 4;
 
 /// Opens the writer's, the readers' and the checkpointer's pools, every connection at once, each
 /// on a thread named for its part (`sqlite-writer`, `sqlite-reader`, `sqlite-checkpts`, as
-/// `top -H` shows them).
-/// They are never closed for being idle or old, so every connection's thread is started here
-/// (see [`on_raised_thread`]); only one that breaks is opened again, wherever it is next needed.
+/// `top -H` shows them). They are never closed for being idle or old, so every connection's
+/// thread is started here (see [`on_raised_thread`]); only one that breaks is opened again,
+/// wherever it is next needed.
 async fn open_pools(
     options: SqliteConnectOptions,
 ) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool, sqlx::SqlitePool)> {
@@ -112,7 +112,7 @@ const RAISE: i32 = 10;
 /// In a 50-webhook fan-out on two cores its thread spent as long waiting for a core as it ran
 /// (29 % and 35 % of the time, `/proc/<pid>/task/<tid>/schedstat`), and the writer, not the
 /// CPU, set how many events were accepted. Raised, it waited 7 % and ran 37 %, and the fan-out
-/// went from 15,474-19,480 to 22,704 deliveries/s (examples/bench.rs; README, Performance).
+/// went from 14,901-19,480 to 22,704 deliveries/s (examples/bench.rs; README, Performance).
 async fn on_raised_thread<T, F>(open: F) -> Result<T>
 where
     T: Send + 'static,
