@@ -63,7 +63,7 @@ const READERS: u32 = 4;
 /// on a thread named for its part (`sqlite-writer`, `sqlite-reader`, `sqlite-checkpts`, as
 /// `top -H` shows them). They are never closed for being idle or old, so every connection's
 /// thread is started here (see [`on_raised_thread`]); only one that breaks is opened again,
-/// wherever it is next needed.
+/// wherever it is next needed, and its new thread is then raised by [`raise_late_threads`].
 async fn open_pools(
     options: SqliteConnectOptions,
 ) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool, sqlx::SqlitePool)> {
@@ -76,6 +76,12 @@ async fn open_pools(
             .max_connections(size)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(|_, _| {
+                Box::pin(async {
+                    raise_late_threads();
+                    Ok(())
+                })
+            })
     };
     let named = |name: &'static str| options.clone().thread_name(move |_| name.to_string());
     let writer = pool(1)
@@ -124,7 +130,11 @@ where
         .name("herald-sqlite-open".into())
         .spawn(move || {
             match raise(RAISE) {
-                Ok(nice) => tracing::info!(nice, "SQLite's connection threads run raised"),
+                Ok(nice) => {
+                    // Every store of the process raises by the same steps from the same base.
+                    let _ = RAISED.set(nice);
+                    tracing::info!(nice, "SQLite's connection threads run raised")
+                }
                 Err(e) => tracing::info!(
                     error = %e,
                     "SQLite's connection threads keep herald's priority (raising it needs CAP_SYS_NICE or RLIMIT_NICE)"
@@ -152,6 +162,67 @@ fn raise(steps: i32) -> std::io::Result<i32> {
 #[cfg(not(target_os = "linux"))]
 fn raise(_steps: i32) -> std::io::Result<i32> {
     Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// The `nice` SQLite's connection threads run at, once [`on_raised_thread`] could raise it.
+static RAISED: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+
+/// Raises SQLite's connection threads that run at a lower priority than [`RAISED`]: run after
+/// every connection is opened. Those opened by [`open_pools`] already run raised; one opened again later, after its
+/// connection broke, was started from a tokio worker at herald's own priority.
+fn raise_late_threads() {
+    if let Some(&nice) = RAISED.get() {
+        match raise_threads("sqlite-", nice) {
+            Ok(0) => {}
+            Ok(raised) => tracing::info!(
+                raised,
+                nice,
+                "a reopened SQLite connection's thread runs raised"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "a reopened SQLite connection's thread keeps herald's priority")
+            }
+        }
+    }
+}
+
+/// Sets every thread of this process whose name starts with `prefix` and whose `nice` is higher
+/// (its priority lower) than `nice` to `nice`; returns how many it set.
+#[cfg(target_os = "linux")]
+fn raise_threads(prefix: &str, nice: i32) -> std::io::Result<usize> {
+    use rustix::process::{getpriority_process, setpriority_process, Pid};
+    // `setpriority` stops at -20; asking for less would find the thread "below" every time.
+    let nice = nice.max(-20);
+    let mut raised = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let task = task?;
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        // A thread may end between the listing and the reading.
+        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else {
+            continue;
+        };
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        // On Linux a thread id is a `PRIO_PROCESS` target of its own.
+        if getpriority_process(Some(tid)).is_ok_and(|current| current > nice) {
+            setpriority_process(Some(tid), nice)?;
+            raised += 1;
+        }
+    }
+    Ok(raised)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_threads(_prefix: &str, _nice: i32) -> std::io::Result<usize> {
+    Ok(0)
 }
 
 /// How often the WAL is copied back into the database file.
@@ -337,6 +408,48 @@ mod tests {
             "the caller's own thread is left as it was"
         );
         crate::store::Store::close(&store).await;
+    }
+
+    /// A connection opened again after it broke starts its thread from wherever the pool needs
+    /// it, at herald's own priority; `raise_threads` finds such a thread by its name.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_thread_started_later_is_raised_by_name() {
+        let base = rustix::process::getpriority_process(None).expect("nice");
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
+        let late = std::thread::Builder::new()
+            .name("latecomer-test".into())
+            .spawn(move || {
+                let _ = started.send(());
+                let _ = wait.recv();
+            })
+            .expect("thread");
+        // A new thread names itself as it starts (as sqlx's connection threads have before the
+        // connection they open is handed over).
+        running.recv().expect("the thread started");
+        let may = std::thread::spawn(|| raise(RAISE).is_ok())
+            .join()
+            .expect("probe");
+        let outcome = raise_threads("latecomer-", base - RAISE);
+        let nice: Vec<i32> = nice_of_threads("latecomer-")
+            .into_iter()
+            .map(|(_, nice)| nice)
+            .collect();
+        let _ = done.send(());
+        late.join().expect("latecomer");
+        if may {
+            assert_eq!(outcome.expect("raised"), 1);
+            assert_eq!(nice, vec![(base - RAISE).max(-20)]);
+            assert_eq!(
+                raise_threads("latecomer-", base - RAISE).expect("nothing left"),
+                0,
+                "a thread that has ended is not looked for"
+            );
+        } else {
+            assert!(outcome.is_err(), "raising without permission must fail");
+            assert_eq!(nice, vec![base]);
+        }
     }
 
     #[test]
