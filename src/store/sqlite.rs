@@ -168,8 +168,9 @@ fn raise(_steps: i32) -> std::io::Result<i32> {
 static RAISED: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
 
 /// Raises SQLite's connection threads that run at a lower priority than [`RAISED`]: run after
-/// every connection is opened. Those opened by [`open_pools`] already run raised; one opened again later, after its
-/// connection broke, was started from a tokio worker at herald's own priority.
+/// every connection is opened. Those opened by [`open_pools`] already run raised; one opened
+/// again later, after its connection broke, was started from a tokio worker at herald's own
+/// priority.
 fn raise_late_threads() {
     if let Some(&nice) = RAISED.get() {
         match raise_threads("sqlite-", nice) {
