@@ -1,4 +1,4 @@
-//! Every vector of `shared/vectors/signatures.json`, signed and verified.
+//! Every vector of `tests/vectors/signatures.json`, signed and verified.
 
 use herald_verify::*;
 use serde_json::Value;
@@ -6,10 +6,10 @@ use serde_json::Value;
 fn vectors() -> Vec<Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/signatures.json"
+        "/tests/vectors/signatures.json"
     );
     let text = std::fs::read_to_string(path)
-        .expect("shared/vectors/signatures.json beside the repository");
+        .expect("verify/tests/vectors/signatures.json");
     let doc: Value = serde_json::from_str(&text).expect("valid JSON");
     let vectors = doc["vectors"].as_array().expect("a vectors array").clone();
     assert!(!vectors.is_empty());

@@ -1,4 +1,4 @@
-//! One test per documented Rewatch delivery in `shared/fixtures/rewatch/`: the body herald
+//! One test per documented Rewatch delivery in `tests/fixtures/rewatch/`: the body herald
 //! renders from the same objects must equal the documented one, key order included.
 
 use super::*;
@@ -7,7 +7,7 @@ use chrono::DateTime;
 
 fn fixture(name: &str) -> Value {
     let path = format!(
-        "{}/../shared/fixtures/rewatch/{name}.json",
+        "{}/tests/fixtures/rewatch/{name}.json",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
