@@ -4,12 +4,8 @@ use herald_verify::*;
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/signatures.json"
-    );
-    let text = std::fs::read_to_string(path)
-        .expect("verify/tests/vectors/signatures.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/signatures.json");
+    let text = std::fs::read_to_string(path).expect("verify/tests/vectors/signatures.json");
     let doc: Value = serde_json::from_str(&text).expect("valid JSON");
     let vectors = doc["vectors"].as_array().expect("a vectors array").clone();
     assert!(!vectors.is_empty());
