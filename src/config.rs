@@ -149,11 +149,8 @@ impl Config {
                 message: message.into(),
             })
         };
-        if !(self.database_url.starts_with("sqlite:")
-            || self.database_url.starts_with("postgres://")
-            || self.database_url.starts_with("postgresql://"))
-        {
-            return bad("DATABASE_URL", "must start with sqlite:// or postgres://");
+        if let Err(e) = crate::store::Scheme::of(&self.database_url) {
+            return bad("DATABASE_URL", &e.to_string());
         }
         if !self.retry_factor.is_finite() || self.retry_factor < 1.0 {
             return bad("HERALD_RETRY_FACTOR", "must be a number of at least 1");

@@ -8,4 +8,5 @@ pub mod graphql;
 pub mod http;
 pub mod listen;
 pub mod store;
+pub mod sys;
 pub mod worker;

@@ -6,15 +6,16 @@
 //! goes away) is rolled back to its savepoint without touching the others.
 //!
 //! Why: a commit writes every page the transaction dirtied to the WAL, two `pwrite`s a page.
-//! One event's deliveries touch a page of each per-webhook index per webhook, so a 50-webhook
-//! fan-out made each change's commit write ~100 pages (measured: ~0.7 ms of the ~2.7 ms a
-//! change held the writer). In a group those pages are written once for all its changes.
+//! One event's deliveries touch a page of each per-webhook index per webhook, so a fan-out's
+//! commit writes a couple of pages per webhook. In a group those pages are written once for all
+//! its changes.
 //!
 //! How: a member holds the group's lock (a fair mutex) while it writes and gives it up when it
 //! is done, then waits for the group's outcome. A committer task, told whenever a member is
 //! done, takes the lock in its turn: behind every change already waiting for it, which thereby
 //! join the group. When it gets the lock, it commits what the group holds.
 
+use super::backend::{Begin, Commit};
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use std::sync::Arc;
@@ -61,9 +62,13 @@ impl Writes {
         tokio::spawn(committer(pool.clone(), group.clone(), done.clone()));
         Writes { pool, group, done }
     }
+}
+
+impl Begin<Sqlite> for Writes {
+    type Tx = WriteTx;
 
     /// Starts a change: joins the open group, or opens one.
-    pub async fn begin(&self) -> sqlx::Result<WriteTx> {
+    async fn begin(&self) -> sqlx::Result<WriteTx> {
         let mut group = self.group.clone().lock_owned().await;
         group.settle().await;
         if group.conn.is_some() && group.members >= MAX_GROUP {
@@ -176,9 +181,9 @@ pub struct WriteTx {
     done: Arc<Notify>,
 }
 
-impl WriteTx {
+impl Commit<Sqlite> for WriteTx {
     /// Ends the change: keeps its writes, and answers once the group holding them committed.
-    pub async fn commit(mut self) -> sqlx::Result<()> {
+    async fn commit(mut self) -> sqlx::Result<()> {
         let Some(mut group) = self.group.take() else {
             return Err(sqlx::Error::PoolClosed);
         };

@@ -1,217 +1,56 @@
 //! All SQL, behind one trait.
 //!
-//! [`Store`] has two implementations, [`sqlite::SqliteStore`] and [`postgres::PostgresStore`],
-//! picked by [`connect`] from the URL's scheme. Their SQL is the same text: `sql.rs` is compiled
-//! once inside each backend module with that backend's concrete sqlx types, so both use native
-//! drivers without the `Any` driver's conversions or generic-bound gymnastics. Where the
-//! dialects differ (`FOR UPDATE SKIP LOCKED`), [`Dialect`] says so.
+//! [`Store`] is implemented once, by [`SqlStore`], generic over a [`Backend`]: `sqlx::Sqlite`
+//! (`sqlite.rs`) or `sqlx::Postgres` (`postgres.rs`), picked by [`connect`] from the URL's
+//! scheme. The SQL is the same text on both and is monomorphised for each, so both use their
+//! native drivers; what differs (a lock clause, how a batch of attempts is written, how
+//! changes' transactions begin) is what [`Backend`] says; sqlx's bounds, which Rust does not
+//! carry along with `B: Backend`, are one `where` clause that each room repeats.
 //!
-//! Times are Unix milliseconds. Content changes and the events and deliveries they cause are
-//! written in one transaction (an outbox): an acknowledged change never loses its event.
-//! Deliveries are claimed with a lease (when they are written, for the process making the
-//! change, or later in a short transaction) and recorded in another transaction; the HTTP call
-//! in between holds no transaction.
+//! The store is in rooms by domain: `channels.rs`, `webhooks.rs`, `content.rs` (with
+//! `links.rs`, and `outbox.rs` for the events it writes), `queue.rs` (the delivery engine's
+//! side) and `log.rs`; rows decode in `rows.rs`, and `sql.rs` hands [`Store`]'s calls to them.
+//!
+//! Times are Unix milliseconds. Transactions are short and never span the network. A content
+//! change and the event and deliveries it causes are written in one transaction (an outbox):
+//! an acknowledged change never loses its event. Deliveries are claimed with a lease (when they
+//! are written, for the process making the change, or later in a short transaction) and
+//! recorded in another transaction; the HTTP call in between holds no transaction.
 
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, User, Video, VideoPatch,
 };
-use crate::domain::delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus};
-use crate::domain::event::EventName;
-use crate::domain::webhook::{NewWebhook, Webhook, WebhookEvent, WebhookPatch};
-use crate::domain::Invalid;
+use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
-use std::collections::HashSet;
 use std::sync::Arc;
 
+mod backend;
+mod channels;
+mod content;
 mod group;
+mod links;
+mod log;
+mod outbox;
 pub mod postgres;
+mod queue;
+mod rows;
+mod sql;
 pub mod sqlite;
+mod types;
+mod webhooks;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No such object in this channel.
-    #[error("no object found")]
-    NotFound,
-    /// The input refers to something that does not exist or breaks a rule only the database
-    /// can check (a collection made its own ancestor).
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// A stored value herald cannot read (written by something else).
-    #[error("stored data is malformed: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error("migrations failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// The SQL that differs between backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// Appended to a claim's inner SELECT: concurrent claimers skip each other's rows.
-    fn lock_clause(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => "FOR UPDATE OF d SKIP LOCKED",
-        }
-    }
-
-    /// Appended to a SELECT of webhooks that deliveries are about to be written for: on
-    /// PostgreSQL, where no foreign key ties a delivery to its webhook, the rows are locked
-    /// until the transaction ends, so a webhook is not deleted before its new deliveries are
-    /// visible to the deletion (SQLite's foreign keys and single writer see to it there).
-    fn key_share_clause(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => "FOR KEY SHARE",
-        }
-    }
-}
-
-/// Who makes a content change, and in which channel: as authenticated (users and channels
-/// are never changed once created, so a change need not read them again).
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user: User,
-    pub channel: Channel,
-    pub hand_off: HandOff,
-}
-
-/// Whom a token belongs to.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user: User,
-    pub channel: Channel,
-}
-
-/// Which of the deliveries a change enqueues are written claimed by the process making it and
-/// handed to its engine straight away, so the common path needs no claim round. If the process
-/// dies first, they are due again when the claim runs out.
-#[derive(Debug, Clone, Default)]
-pub struct HandOff {
-    /// The claim runs until this time (ms); `0` claims nothing.
-    pub until: i64,
-    /// Webhooks left unclaimed, for the engine to find in the queue when it has room: their
-    /// receiver is busy or failing in this process.
-    pub except: Arc<HashSet<i64>>,
-}
-
-/// Keyset pagination: rows after the cursor `after` (a row ID), at most `limit`.
-#[derive(Debug, Clone, Copy)]
-pub struct Page {
-    pub after: Option<i64>,
-    pub limit: i64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct WebhookFilter {
-    pub enabled: Option<bool>,
-    pub event: Option<WebhookEvent>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryFilter {
-    pub status: Option<DeliveryStatus>,
-    pub nonces: Option<Vec<String>>,
-}
-
-/// A content change, and the deliveries it enqueued.
-#[derive(Debug, Clone)]
-pub struct Changed<T> {
-    pub value: T,
-    /// Deliveries claimed for an attempt right away (see [`HandOff`]).
-    pub claimed: Vec<Claimed>,
-    /// When their claim runs out (ms).
-    pub claimed_until: i64,
-    /// Webhooks with deliveries enqueued unclaimed.
-    pub enqueued: Vec<i64>,
-}
-
-impl<T> Changed<T> {
-    /// A change that enqueued nothing.
-    pub fn quiet(value: T) -> Self {
-        Changed {
-            value,
-            claimed: Vec::new(),
-            claimed_until: 0,
-            enqueued: Vec::new(),
-        }
-    }
-}
-
-/// A delivery claimed for an attempt, with what the attempt needs: the webhook's URL and
-/// secrets as they are now, and the event's frozen payload.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery_id: i64,
-    pub webhook_id: i64,
-    /// Identifies this claim; recording with a stale lease changes nothing.
-    pub lease: i64,
-    pub nonce: String,
-    pub event: EventName,
-    pub event_at: i64,
-    /// The event's frozen object part, shared by all its deliveries.
-    pub data: Arc<str>,
-    pub retries_made: i64,
-    pub max_retries: i64,
-    pub url: String,
-    pub secrets: Vec<String>,
-}
-
-/// What becomes of a delivery after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    Succeeded,
-    /// Due again at this time (ms); `retries` grows by one.
-    Retry {
-        at: i64,
-    },
-    /// No retries left. `gone`: the receiver answered 410, so the webhook is disabled.
-    Failed {
-        gone: bool,
-    },
-}
-
-impl Fate {
-    /// The delivery's status after the attempt, how much its retry count grows, and when it is
-    /// due (`now` when it is not due again).
-    fn columns(self, now: i64) -> (DeliveryStatus, i64, i64) {
-        match self {
-            Fate::Succeeded => (DeliveryStatus::Succeeded, 0, now),
-            Fate::Retry { at } => (DeliveryStatus::Retrying, 1, at),
-            Fate::Failed { .. } => (DeliveryStatus::Failed, 0, now),
-        }
-    }
-}
-
-/// One attempt's record.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub delivery_id: i64,
-    pub webhook_id: i64,
-    pub lease: i64,
-    pub at: i64,
-    pub url: String,
-    pub code: Option<i64>,
-    pub result: AttemptResult,
-    pub message: Option<String>,
-    pub duration_ms: i64,
-    pub response_body: Option<String>,
-    pub fate: Fate,
-}
+pub use backend::{Backend, Begin, Commit, Value};
+pub use sql::SqlStore;
+pub use types::{
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, Fate, HandOff, Page, Recorded, Result,
+    StoreError, WebhookFilter,
+};
 
 pub type SharedStore = Arc<dyn Store>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    fn dialect(&self) -> Dialect;
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
     /// Closes the connections.
@@ -346,20 +185,47 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, claims: &[(i64, i64)]) -> Result<()>;
 }
 
+/// The database a URL names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `sqlite:…`
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+}
+
+/// A database URL whose scheme herald does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("must start with sqlite:// or postgres://")]
+pub struct UnknownScheme;
+
+impl Scheme {
+    /// The scheme of `database_url`, checked once here for the config and for [`connect`].
+    pub fn of(database_url: &str) -> Result<Self, UnknownScheme> {
+        if database_url.starts_with("sqlite:") {
+            Ok(Scheme::Sqlite)
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Ok(Scheme::Postgres)
+        } else {
+            Err(UnknownScheme)
+        }
+    }
+}
+
 /// Connects to `database_url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
 /// `channel_url` is the template of channel URLs in payloads (`{subdomain}` is replaced).
 pub async fn connect(database_url: &str, channel_url: &str) -> Result<SharedStore> {
-    if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::SqliteStore::connect(database_url, channel_url).await?,
+    let scheme = Scheme::of(database_url).map_err(|e| {
+        StoreError::Database(sqlx::Error::Configuration(
+            format!("DATABASE_URL {e}").into(),
         ))
-    } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            postgres::PostgresStore::connect(database_url, channel_url).await?,
-        ))
-    } else {
-        Err(StoreError::Database(sqlx::Error::Configuration(
-            "DATABASE_URL must start with sqlite:// or postgres://".into(),
-        )))
-    }
+    })?;
+    Ok(match scheme {
+        Scheme::Sqlite => Arc::new(sqlite::SqliteStore::connect(database_url, channel_url).await?),
+        Scheme::Postgres => {
+            Arc::new(postgres::PostgresStore::connect(database_url, channel_url).await?)
+        }
+    })
 }

@@ -2,25 +2,21 @@
 //! `FOR UPDATE SKIP LOCKED`, and migrations take sqlx's advisory lock, so processes starting
 //! at once do not trip over each other.
 
-use super::{Dialect, Recorded, Result};
+use super::backend::{Backend, Begin, Commit};
+use super::{Recorded, Result, SqlStore};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult, Postgres,
+};
+use sqlx::query::{Query, QueryAs};
+use sqlx::{PgPool, QueryBuilder, Transaction};
 use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
-type Db = sqlx::Postgres;
-const DIALECT: Dialect = Dialect::Postgres;
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
-#[expect(
-    clippy::duplicate_mod,
-    reason = "sql.rs is the shared SQL of both backends, compiled once for each"
-)]
-#[path = "sql.rs"]
-mod sql;
-
-pub use sql::SqlStore as PostgresStore;
+pub type PostgresStore = SqlStore<Postgres>;
 
 impl PostgresStore {
     /// Connects to `url` and applies migrations.
@@ -35,21 +31,23 @@ impl PostgresStore {
             .max_connections(2)
             .connect_with(engine_options(options))
             .await?;
-        Ok(PostgresStore::new(pool.clone(), pool, engine, channel_url))
+        Ok(SqlStore {
+            reader: pool.clone(),
+            writer: pool.clone(),
+            writes: pool,
+            engine,
+            background: Vec::new(),
+            channel_url: channel_url.to_owned(),
+        })
     }
 }
 
 /// The delivery engine's connections never choose a sequential scan where an index serves
 /// (`enable_seqscan = off`; one is still made where no index serves). A prepared statement
-/// switches, after five runs, to a generic plan kept as long as its connection, unless the
-/// table's statistics change (an `ANALYZE`): the recording `UPDATE … FROM UNNEST(…)`, first run
-/// while `deliveries` held a few thousand rows, was planned as a hash join over a sequential
-/// scan of the table, and such a plan, once generic, scans the whole delivery log at every
-/// round as it grows (75 ms per round at 500,000 rows, against 0.3 ms through the primary key).
-/// Seen in a benchmark run on a server with autovacuum off. Every statement of the engine is
-/// meant to go through an index (claims through the queue's, records through the primary key).
-/// Planning each statement anew (`plan_cache_mode = force_custom_plan`) also avoided it, but
-/// cost PostgreSQL 6-13 µs more CPU per delivery in the fan-out (examples/bench.rs).
+/// switches, after five runs, to a generic plan kept as long as its connection: one made while
+/// `deliveries` was small may scan the whole table, and would go on scanning it at every round
+/// as the delivery log grows. Every statement of the engine is meant to go through an index
+/// (claims through the queue's, records through the primary key).
 fn engine_options(options: PgConnectOptions) -> PgConnectOptions {
     options.options([("enable_seqscan", "off")])
 }
@@ -59,8 +57,8 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Pools that ping a connection before use only when it has been idle for a while. sqlx pings
 /// every connection as it is released, and by default again before each use: a round trip to
-/// the server per transaction that was ~5 % of herald's CPU under load. A connection in steady
-/// use was checked moments ago; one that sat idle (when the server may have restarted) still is.
+/// the server per transaction. A connection in steady use was checked moments ago; one that sat
+/// idle (when the server may have restarted) still is.
 fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
         .test_before_acquire(false)
@@ -74,60 +72,96 @@ fn pool_options() -> PgPoolOptions {
         })
 }
 
-/// Moves deliveries on and adds their attempts to the log, their columns bound as arrays (a
-/// multi-row VALUES list made PostgreSQL parse and plan thousands of parameters per round,
-/// several times slower). A record whose lease is stale adds its attempt and changes nothing
-/// else; an attempt whose delivery was deleted meanwhile (with its webhook) is not recorded.
-///
-/// No foreign key ties an attempt to its delivery (migration 0004), so an attempt is written
-/// only for a delivery this transaction holds locked: the update locks the deliveries it
-/// moves on, and the rare stale record's delivery is locked `FOR KEY SHARE`. A deletion of
-/// the delivery then waits for this transaction, and its attempts are deleted after it.
-async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i64) -> Result<()> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
-    let urls: Vec<&str> = records.iter().map(|r| r.url.as_str()).collect();
-    let columns: Vec<_> = records.iter().map(|r| r.fate.columns(now)).collect();
-    let mut held: HashSet<i64> = sqlx::query_scalar::<Db, i64>(
-        "UPDATE deliveries SET status = v.status, retries = deliveries.retries + v.bump, \
-         next_attempt_at = v.next, url = v.url, lease = NULL, claimed_until = NULL, updated_at = $7 \
-         FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[]) \
-           AS v(id, lease, status, bump, next, url) \
-         WHERE deliveries.id = v.id AND deliveries.lease = v.lease \
-         RETURNING deliveries.id",
-    )
-    .bind(&ids)
-    .bind(records.iter().map(|r| r.lease).collect::<Vec<i64>>())
-    .bind(columns.iter().map(|(s, _, _)| s.as_str()).collect::<Vec<&str>>())
-    .bind(columns.iter().map(|(_, b, _)| *b).collect::<Vec<i64>>())
-    .bind(columns.iter().map(|(_, _, n)| *n).collect::<Vec<i64>>())
-    .bind(&urls)
-    .bind(now)
-    .fetch_all(&mut *c)
-    .await?
-    .into_iter()
-    .collect();
-    let stale: Vec<i64> = ids
-        .iter()
-        .copied()
-        .filter(|id| !held.contains(id))
+impl Backend for Postgres {
+    const SKIP_LOCKED: &'static str = "FOR UPDATE OF d SKIP LOCKED";
+    const KEY_SHARE: &'static str = "FOR KEY SHARE";
+
+    type Writes = PgPool;
+
+    /// Moves deliveries on and adds their attempts to the log, their columns bound as arrays,
+    /// so a round's statements have a fixed number of parameters (a multi-row VALUES list
+    /// would have PostgreSQL parse and plan thousands of them per round).
+    ///
+    /// No foreign key ties an attempt to its delivery (migration 0004), so an attempt is
+    /// written only for a delivery this transaction holds locked: the update locks the
+    /// deliveries it moves on, and the rare stale record's delivery is locked `FOR KEY SHARE`.
+    /// A deletion of the delivery then waits for this transaction, and its attempts are deleted
+    /// after it.
+    async fn write_records(c: &mut PgConnection, records: &[Recorded], now: i64) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+        let urls: Vec<&str> = records.iter().map(|r| r.url.as_str()).collect();
+        let columns: Vec<_> = records.iter().map(|r| r.fate.columns(now)).collect();
+        let mut held: HashSet<i64> = sqlx::query_scalar::<Postgres, i64>(
+            "UPDATE deliveries SET status = v.status, retries = deliveries.retries + v.bump, \
+             next_attempt_at = v.next, url = v.url, lease = NULL, claimed_until = NULL, updated_at = $7 \
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[]) \
+               AS v(id, lease, status, bump, next, url) \
+             WHERE deliveries.id = v.id AND deliveries.lease = v.lease \
+             RETURNING deliveries.id",
+        )
+        .bind(&ids)
+        .bind(records.iter().map(|r| r.lease).collect::<Vec<i64>>())
+        .bind(columns.iter().map(|(s, _, _)| s.as_str()).collect::<Vec<&str>>())
+        .bind(columns.iter().map(|(_, b, _)| *b).collect::<Vec<i64>>())
+        .bind(columns.iter().map(|(_, _, n)| *n).collect::<Vec<i64>>())
+        .bind(&urls)
+        .bind(now)
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
         .collect();
-    if !stale.is_empty() {
-        held.extend(
-            sqlx::query_scalar::<Db, i64>(
-                "SELECT id FROM deliveries WHERE id = ANY($1) FOR KEY SHARE",
-            )
-            .bind(&stale)
-            .fetch_all(&mut *c)
-            .await?,
-        );
+        let stale: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !held.contains(id))
+            .collect();
+        if !stale.is_empty() {
+            held.extend(
+                sqlx::query_scalar::<Postgres, i64>(
+                    "SELECT id FROM deliveries WHERE id = ANY($1) FOR KEY SHARE",
+                )
+                .bind(&stale)
+                .fetch_all(&mut *c)
+                .await?,
+            );
+        }
+        let kept: Vec<&Recorded> = records
+            .iter()
+            .filter(|r| held.contains(&r.delivery_id))
+            .collect();
+        insert_attempts(c, &kept).await
     }
-    let kept: Vec<&Recorded> = records
-        .iter()
-        .filter(|r| held.contains(&r.delivery_id))
-        .collect();
+
+    /// `column = ANY(ids)`, the ids bound as one array.
+    fn push_in(qb: &mut QueryBuilder<'_, Postgres>, column: &str, ids: &[i64]) {
+        qb.push(column)
+            .push(" = ANY(")
+            .push_bind(ids.to_vec())
+            .push(")");
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn shorten<'q, 'a: 'q>(
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+    }
+
+    fn shorten_as<'q, 'a: 'q, O>(
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+    }
+}
+
+/// Adds the attempts of `kept` to the log, their columns bound as arrays.
+async fn insert_attempts(c: &mut PgConnection, kept: &[&Recorded]) -> Result<()> {
     if kept.is_empty() {
         return Ok(());
     }
@@ -148,50 +182,18 @@ async fn write_records(c: &mut sqlx::PgConnection, records: &[Recorded], now: i6
     Ok(())
 }
 
-/// Pushes `column = ANY(ids)`, the ids bound as one array: the statement's text does not
-/// depend on how many there are, so it is prepared once.
-fn push_in(qb: &mut sqlx::QueryBuilder<'_, Db>, column: &str, ids: &[i64]) {
-    qb.push(column)
-        .push(" = ANY(")
-        .push_bind(ids.to_vec())
-        .push(")");
-}
+/// Changes' transactions: one per change, side by side.
+impl Begin<Postgres> for PgPool {
+    type Tx = Transaction<'static, Postgres>;
 
-/// Write transactions: one per change (PostgreSQL runs them side by side).
-struct Writes {
-    pool: sqlx::PgPool,
-}
-
-impl Writes {
-    fn new(pool: sqlx::PgPool) -> Self {
-        Writes { pool }
-    }
-
-    async fn begin(&self) -> sqlx::Result<WriteTx> {
-        Ok(WriteTx(self.pool.begin().await?))
+    async fn begin(&self) -> sqlx::Result<Self::Tx> {
+        sqlx::Pool::begin(self).await
     }
 }
 
-/// One change's transaction.
-struct WriteTx(sqlx::Transaction<'static, Db>);
-
-impl WriteTx {
+impl Commit<Postgres> for Transaction<'static, Postgres> {
     async fn commit(self) -> sqlx::Result<()> {
-        self.0.commit().await
-    }
-}
-
-impl std::ops::Deref for WriteTx {
-    type Target = sqlx::PgConnection;
-
-    fn deref(&self) -> &sqlx::PgConnection {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
-        &mut self.0
+        Transaction::commit(self).await
     }
 }
 

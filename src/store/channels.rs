@@ -1,0 +1,187 @@
+//! Channels, their users, and users' API tokens.
+
+use super::backend::{Backend, Begin, Commit, Value};
+use super::rows::{ActorRow, ChannelRow, UserRow, ACTOR_COLUMNS, CHANNEL_COLUMNS, USER_COLUMNS};
+use super::{Authenticated, Page, Result, SqlStore, StoreError};
+use crate::domain::content::{Channel, NewUser, User};
+use crate::domain::time::now_ms;
+use sqlx::{ColumnIndex, Encode, Executor, FromRow, QueryBuilder, Type};
+use std::collections::HashMap;
+
+impl<B: Backend> SqlStore<B>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> &'q str: Type<B> + Encode<'q, B> + ColumnIndex<B::Row>,
+    for<'q> Option<&'q str>: Encode<'q, B>,
+    i64: Value<B>,
+    Option<i64>: Value<B>,
+    String: Value<B>,
+    Option<String>: Value<B>,
+    bool: Value<B>,
+    Option<f64>: Value<B>,
+    usize: ColumnIndex<B::Row>,
+{
+    pub(super) async fn channel_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar::<B, i64>("SELECT COUNT(*) FROM channels")
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    pub(super) async fn ensure_channel(&self, subdomain: &str, name: &str) -> Result<Channel> {
+        let mut tx = self.writes.begin().await?;
+        sqlx::query("INSERT INTO channels (subdomain, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (subdomain) DO NOTHING")
+            .bind(subdomain)
+            .bind(name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query_as::<B, ChannelRow>(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE subdomain = $1"
+        ))
+        .bind(subdomain)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    pub(super) async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User> {
+        let mut tx = self.writes.begin().await?;
+        sqlx::query(
+            "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (channel_id, email) DO NOTHING",
+        )
+        .bind(channel_id)
+        .bind(&user.email)
+        .bind(&user.first_name)
+        .bind(&user.last_name)
+        .bind(user.role.as_str())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query_as::<B, UserRow>(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE channel_id = $1 AND email = $2"
+        ))
+        .bind(channel_id)
+        .bind(&user.email)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.try_into()
+    }
+
+    pub(super) async fn create_token(&self, user_id: i64, token_hash: &str) -> Result<()> {
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(now_ms())
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>> {
+        let row = sqlx::query_as::<B, ActorRow>(&format!(
+            "SELECT {ACTOR_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             JOIN channels c ON c.id = u.channel_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(ActorRow::split).transpose()
+    }
+
+    pub(super) async fn channel(&self, id: i64) -> Result<Channel> {
+        let mut c = self.reader.acquire().await?;
+        Self::channel_of(&mut c, id).await
+    }
+
+    pub(super) async fn users(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<User>> {
+        let mut c = self.reader.acquire().await?;
+        Self::users_in(&mut c, channel_id, ids).await
+    }
+
+    pub(super) async fn list_users(&self, channel_id: i64, page: Page) -> Result<Vec<User>> {
+        let mut c = self.reader.acquire().await?;
+        let rows: Vec<UserRow> =
+            Self::page_of(&mut c, "users", USER_COLUMNS, channel_id, page).await?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    /// A page of the channel's rows of `table`, in the order of their ids.
+    pub(super) async fn page_of<R>(
+        c: &mut B::Connection,
+        table: &str,
+        columns: &str,
+        channel_id: i64,
+        page: Page,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, B::Row> + Send + Unpin,
+    {
+        Ok(sqlx::query_as::<B, R>(&format!(
+            "SELECT {columns} FROM {table} WHERE channel_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(channel_id)
+        .bind(page.after.unwrap_or(0))
+        .bind(page.limit)
+        .fetch_all(&mut *c)
+        .await?)
+    }
+
+    pub(super) async fn channel_of(c: &mut B::Connection, id: i64) -> Result<Channel> {
+        sqlx::query_as::<B, ChannelRow>(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(Channel::from)
+        .ok_or(StoreError::NotFound)
+    }
+
+    /// The channel's users among `ids`, in the order of `ids`; unknown ones are left out.
+    pub(super) async fn users_in(
+        c: &mut B::Connection,
+        channel_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<User>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<B>::new(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE channel_id = "
+        ));
+        qb.push_bind(channel_id).push(" AND ");
+        B::push_in(&mut qb, "id", ids);
+        let rows: Vec<UserRow> = B::shorten_as(qb.build_query_as())
+            .fetch_all(&mut *c)
+            .await?;
+        let mut by_id: HashMap<i64, User> = HashMap::new();
+        for r in rows {
+            let u = User::try_from(r)?;
+            by_id.insert(u.id, u);
+        }
+        Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+    }
+
+    /// A user and the user's channel, read inside a transaction (one statement).
+    pub(super) async fn user_and_channel(
+        c: &mut B::Connection,
+        user_id: i64,
+        channel_id: i64,
+    ) -> Result<Authenticated> {
+        sqlx::query_as::<B, ActorRow>(&format!(
+            "SELECT {ACTOR_COLUMNS} FROM users u JOIN channels c ON c.id = u.channel_id \
+             WHERE u.id = $1 AND u.channel_id = $2"
+        ))
+        .bind(user_id)
+        .bind(channel_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .split()
+    }
+}

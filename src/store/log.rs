@@ -1,0 +1,93 @@
+//! The delivery log, as users read it: deliveries, their attempts, their events' payloads.
+
+use super::backend::{Backend, Value};
+use super::rows::{AttemptRow, DeliveryRow, DELIVERY_COLUMNS};
+use super::{DeliveryFilter, Page, Result, SqlStore, StoreError};
+use crate::domain::delivery::{Attempt, Delivery};
+use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
+
+impl<B: Backend> SqlStore<B>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> &'q str: Type<B> + Encode<'q, B> + ColumnIndex<B::Row>,
+    for<'q> Option<&'q str>: Encode<'q, B>,
+    i64: Value<B>,
+    Option<i64>: Value<B>,
+    String: Value<B>,
+    Option<String>: Value<B>,
+    bool: Value<B>,
+    Option<f64>: Value<B>,
+    usize: ColumnIndex<B::Row>,
+{
+    /// Newest first: `page.after` is exclusive and counts down.
+    pub(super) async fn list_deliveries(
+        &self,
+        channel_id: i64,
+        webhook_id: i64,
+        filter: &DeliveryFilter,
+        page: Page,
+    ) -> Result<Vec<Delivery>> {
+        let mut qb = QueryBuilder::<B>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = "
+        ));
+        qb.push_bind(channel_id)
+            .push(" AND d.webhook_id = ")
+            .push_bind(webhook_id);
+        if let Some(after) = page.after {
+            qb.push(" AND d.id < ").push_bind(after);
+        }
+        if let Some(status) = filter.status {
+            qb.push(" AND d.status = ").push_bind(status.as_str());
+        }
+        if let Some(nonces) = &filter.nonces {
+            if nonces.is_empty() {
+                return Ok(Vec::new());
+            }
+            qb.push(" AND d.nonce IN (");
+            let mut sep = qb.separated(", ");
+            for n in nonces {
+                sep.push_bind(n.clone());
+            }
+            sep.push_unseparated(")");
+        }
+        qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(page.limit);
+        let rows: Vec<DeliveryRow> = B::shorten_as(qb.build_query_as())
+            .fetch_all(&self.reader)
+            .await?;
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    pub(super) async fn delivery(&self, channel_id: i64, id: i64) -> Result<Delivery> {
+        sqlx::query_as::<B, DeliveryRow>(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
+             JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = $1 AND d.id = $2"
+        ))
+        .bind(channel_id)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+    }
+
+    pub(super) async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+        let rows = sqlx::query_as::<B, AttemptRow>(
+            "SELECT id, delivery_id, at, url, code, result, message, duration_ms, response_body \
+             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
+        )
+        .bind(delivery_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.into_iter().map(Attempt::try_from).collect()
+    }
+
+    /// The frozen payload part of an event.
+    pub(super) async fn event_data(&self, event_id: i64) -> Result<String> {
+        sqlx::query_scalar::<B, String>("SELECT data FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+}

@@ -1,0 +1,3 @@
+//! What herald asks of the operating system beyond what tokio and std give.
+
+pub mod priority;
