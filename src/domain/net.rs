@@ -13,15 +13,24 @@ pub struct NetPolicy {
     pub allowed: Vec<IpNet>,
 }
 
+/// An address herald may not contact, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{ip} is {reason}; herald delivers only to public addresses (see HERALD_ALLOWED_NETWORKS)")]
+pub struct NotPublic {
+    pub ip: IpAddr,
+    /// What kind of address it is, as [`non_public_reason`] names it.
+    pub reason: &'static str,
+}
+
 impl NetPolicy {
     /// `Err` with the reason when `ip` may not be contacted.
-    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+    pub fn check(&self, ip: IpAddr) -> Result<(), NotPublic> {
         if self.dev || self.allowed.iter().any(|net| net.contains(&ip)) {
             return Ok(());
         }
         match non_public_reason(ip) {
             None => Ok(()),
-            Some(why) => Err(format!("{ip} is {why}; herald delivers only to public addresses (see HERALD_ALLOWED_NETWORKS)")),
+            Some(reason) => Err(NotPublic { ip, reason }),
         }
     }
 }
@@ -166,5 +175,16 @@ mod tests {
             allowed: vec![],
         };
         assert!(dev.check("127.0.0.1".parse().expect("ip")).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_says_what_the_address_is_and_what_to_do() {
+        let refusal = NetPolicy::default()
+            .check("10.0.0.1".parse().expect("ip"))
+            .expect_err("private");
+        assert_eq!(
+            refusal.to_string(),
+            "10.0.0.1 is a private address; herald delivers only to public addresses (see HERALD_ALLOWED_NETWORKS)"
+        );
     }
 }

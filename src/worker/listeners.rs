@@ -4,7 +4,7 @@
 
 use super::sender::Response;
 use crate::domain::delivery::{AttemptOutcome, AttemptResult};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,9 +36,17 @@ const SESSION_QUEUE: usize = 1024;
 
 #[derive(Default)]
 pub struct ListenerHub {
-    sessions: Mutex<HashMap<i64, (u64, mpsc::Sender<Pushed>)>>,
+    /// The session of each connected listener webhook.
+    sessions: Mutex<HashMap<i64, AttachedSession>>,
+    /// Where the report of each pushed delivery goes, by delivery id.
     pending: Mutex<HashMap<i64, oneshot::Sender<Report>>>,
     next_session: AtomicU64,
+}
+
+/// The session attached for a webhook, and the way down to its connection.
+struct AttachedSession {
+    id: u64,
+    tx: mpsc::Sender<Pushed>,
 }
 
 /// A connected session; detaches when dropped (the connection closed).
@@ -52,7 +60,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         if let Ok(mut s) = self.hub.sessions.lock() {
             if s.get(&self.webhook_id)
-                .is_some_and(|(id, _)| *id == self.id)
+                .is_some_and(|attached| attached.id == self.id)
             {
                 s.remove(&self.webhook_id);
             }
@@ -66,7 +74,7 @@ impl ListenerHub {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut s) = self.sessions.lock() {
-            s.insert(webhook_id, (id, tx));
+            s.insert(webhook_id, AttachedSession { id, tx });
         }
         (
             Session {
@@ -122,7 +130,7 @@ impl ListenerHub {
             .sessions
             .lock()
             .ok()
-            .and_then(|s| s.get(&webhook_id).map(|(_, tx)| tx.clone()));
+            .and_then(|s| s.get(&webhook_id).map(|attached| attached.tx.clone()));
         let Some(session) = session else {
             return fail(
                 AttemptResult::ConnectionError,
@@ -155,37 +163,42 @@ impl ListenerHub {
                 ),
             ),
             Ok(Err(why)) => fail(AttemptResult::ConnectionError, why),
-            Ok(Ok(report)) => {
-                let outcome = match (report.error, report.code) {
-                    (Some(e), _) => AttemptOutcome {
-                        result: AttemptResult::ConnectionError,
-                        code: None,
-                        message: Some(format!("local receiver: {e}")),
-                        retry_after: None,
-                    },
-                    (None, Some(code)) if (200..300).contains(&code) => AttemptOutcome {
-                        result: AttemptResult::Success,
-                        code: Some(code),
-                        message: None,
-                        retry_after: None,
-                    },
-                    (None, code) => AttemptOutcome {
-                        result: AttemptResult::RequestFailure,
-                        code,
-                        message: Some(format!(
-                            "local receiver answered {}",
-                            code.map_or("nothing".into(), |c| c.to_string())
-                        )),
-                        retry_after: None,
-                    },
-                };
-                Response {
-                    outcome,
-                    at,
-                    duration: Duration::from_millis(u64::try_from(report.duration_ms).unwrap_or(0)),
-                    response_body: report.response_body,
-                }
-            }
+            Ok(Ok(report)) => report.into_response(at),
+        }
+    }
+}
+
+impl Report {
+    /// The attempt's outcome: the local receiver's answer stands for the receiver's.
+    fn into_response(self, at: DateTime<Utc>) -> Response {
+        let outcome = match (self.error, self.code) {
+            (Some(e), _) => AttemptOutcome {
+                result: AttemptResult::ConnectionError,
+                code: None,
+                message: Some(format!("local receiver: {e}")),
+                retry_after: None,
+            },
+            (None, Some(code)) if (200..300).contains(&code) => AttemptOutcome {
+                result: AttemptResult::Success,
+                code: Some(code),
+                message: None,
+                retry_after: None,
+            },
+            (None, code) => AttemptOutcome {
+                result: AttemptResult::RequestFailure,
+                code,
+                message: Some(format!(
+                    "local receiver answered {}",
+                    code.map_or("nothing".into(), |c| c.to_string())
+                )),
+                retry_after: None,
+            },
+        };
+        Response {
+            outcome,
+            at,
+            duration: Duration::from_millis(u64::try_from(self.duration_ms).unwrap_or(0)),
+            response_body: self.response_body,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! (DNS rebinding). URLs with a literal IP are checked before the request.
 
 use crate::domain::delivery::{AttemptOutcome, AttemptResult, RESPONSE_BODY_CAP};
-use crate::domain::net::NetPolicy;
+use crate::domain::net::{NetPolicy, NotPublic};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use herald_verify::{
@@ -14,7 +14,8 @@ use herald_verify::{
 };
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER, USER_AGENT,
+    HeaderMap, HeaderName, HeaderValue, InvalidHeaderValue, ACCEPT, CONTENT_TYPE, RETRY_AFTER,
+    USER_AGENT,
 };
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -54,7 +55,55 @@ pub struct Sender {
     policy: NetPolicy,
     /// Destination URLs already parsed and checked, with the verdict: a webhook's URL is
     /// parsed once, not at every attempt.
-    urls: Arc<Mutex<HashMap<String, Result<url::Url, String>>>>,
+    urls: Arc<Mutex<HashMap<String, Result<url::Url, DestinationRefused>>>>,
+}
+
+// The errors below carry no `source`: each message is whole, and `describe`, which prints a
+// reqwest error's cause chain, would repeat it.
+
+/// A destination herald may not contact. The message becomes the attempt's.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DestinationRefused {
+    #[error("destination refused: invalid URL: {0}")]
+    InvalidUrl(url::ParseError),
+    /// The URL's host is a literal address that may not be contacted.
+    #[error("destination refused: {0}")]
+    NotPublic(NotPublic),
+    /// The name resolved only to addresses that may not be contacted; `cause` is the first.
+    #[error("destination refused: {host}: {cause}")]
+    Resolved { host: String, cause: NotPublic },
+    #[error("destination refused: {host}: {host} has no address")]
+    NoAddress { host: String },
+}
+
+/// Why an endpoint failed the handshake; shown to the admin who asked for it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("{0}")]
+    Refused(DestinationRefused),
+    #[error("the endpoint could not be reached: {}", describe(.0))]
+    Unreachable(reqwest::Error),
+    #[error(
+        "the endpoint did not answer the verification request within {} s",
+        HANDSHAKE_TIMEOUT.as_secs()
+    )]
+    TimedOut,
+    #[error("the endpoint answered the verification request with {0}, not 200")]
+    Status(reqwest::StatusCode),
+    #[error("the endpoint answered with a different hub.challenge")]
+    WrongChallenge,
+    #[error(
+        "the endpoint's answer is not JSON of the form {{\"hub.challenge\": \"<the challenge>\"}}"
+    )]
+    NotAChallenge,
+}
+
+/// A delivery header whose value HTTP does not allow.
+#[derive(Debug, thiserror::Error)]
+#[error("header {name}: {cause}")]
+struct InvalidHeader {
+    name: HeaderName,
+    cause: InvalidHeaderValue,
 }
 
 /// The most URLs [`Sender`] keeps parsed; past it, it starts over.
@@ -76,33 +125,23 @@ impl Resolve for GuardedResolver {
                 .into_iter()
                 .filter(|a| match policy.check(a.ip()) {
                     Ok(()) => true,
-                    Err(why) => {
-                        refused.get_or_insert(why);
+                    Err(cause) => {
+                        refused.get_or_insert(cause);
                         false
                     }
                 })
                 .collect();
             if allowed.is_empty() {
-                let why = refused.unwrap_or_else(|| format!("{host} has no address"));
-                return Err(Box::new(Refused(format!("{host}: {why}")))
-                    as Box<dyn std::error::Error + Send + Sync>);
+                let refusal = match refused {
+                    Some(cause) => DestinationRefused::Resolved { host, cause },
+                    None => DestinationRefused::NoAddress { host },
+                };
+                return Err(Box::new(refusal) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
 }
-
-/// A destination herald may not contact.
-#[derive(Debug)]
-struct Refused(String);
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "destination refused: {}", self.0)
-    }
-}
-
-impl std::error::Error for Refused {}
 
 impl Sender {
     pub fn new(timeout: Duration, policy: NetPolicy) -> reqwest::Result<Self> {
@@ -132,12 +171,8 @@ impl Sender {
         let at = Utc::now();
         let started = Instant::now();
         let (outcome, response_body) = match self.checked_url_cached(req.url) {
-            Err(why) => (
-                failure(
-                    AttemptResult::ConnectionError,
-                    None,
-                    format!("destination refused: {why}"),
-                ),
+            Err(refused) => (
+                failure(AttemptResult::ConnectionError, None, refused.to_string()),
                 None,
             ),
             Ok(url) => {
@@ -165,37 +200,29 @@ impl Sender {
     /// The endpoint handshake: `GET <url>?hub.mode=subscribe&hub.verify_token=<token>&hub.challenge=<random>`
     /// must answer 200 within [`HANDSHAKE_TIMEOUT`] with the JSON body `{"hub.challenge": "<the same>"}`.
     /// `Err` says what the endpoint answered instead.
-    pub async fn handshake(&self, url: &str, token: &str) -> Result<(), String> {
-        let mut target = self
-            .checked_url(url)
-            .map_err(|why| format!("destination refused: {why}"))?;
+    pub async fn handshake(&self, url: &str, token: &str) -> Result<(), HandshakeError> {
+        let mut target = self.checked_url(url).map_err(HandshakeError::Refused)?;
         let challenge = hex::encode(rand::random::<[u8; 16]>());
         target
             .query_pairs_mut()
             .append_pair("hub.mode", "subscribe")
             .append_pair("hub.verify_token", token)
             .append_pair("hub.challenge", &challenge);
-        let exchange =
-            async {
-                let mut resp =
-                    self.client.get(target).send().await.map_err(|e| {
-                        format!("the endpoint could not be reached: {}", describe(&e))
-                    })?;
-                let status = resp.status();
-                Ok::<_, String>((status, read_capped(&mut resp).await))
-            };
+        let exchange = async {
+            let mut resp = self
+                .client
+                .get(target)
+                .send()
+                .await
+                .map_err(HandshakeError::Unreachable)?;
+            let status = resp.status();
+            Ok::<_, HandshakeError>((status, read_capped(&mut resp).await))
+        };
         let (status, body) = tokio::time::timeout(HANDSHAKE_TIMEOUT, exchange)
             .await
-            .map_err(|_| {
-                format!(
-                    "the endpoint did not answer the verification request within {} s",
-                    HANDSHAKE_TIMEOUT.as_secs()
-                )
-            })??;
+            .map_err(|_| HandshakeError::TimedOut)??;
         if status != reqwest::StatusCode::OK {
-            return Err(format!(
-                "the endpoint answered the verification request with {status}, not 200"
-            ));
+            return Err(HandshakeError::Status(status));
         }
         let echoed = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
@@ -206,13 +233,13 @@ impl Sender {
             });
         match echoed {
             Some(c) if c == challenge => Ok(()),
-            Some(_) => Err("the endpoint answered with a different hub.challenge".into()),
-            None => Err("the endpoint's answer is not JSON of the form {\"hub.challenge\": \"<the challenge>\"}".into()),
+            Some(_) => Err(HandshakeError::WrongChallenge),
+            None => Err(HandshakeError::NotAChallenge),
         }
     }
 
     /// [`Sender::checked_url`], remembered.
-    fn checked_url_cached(&self, url: &str) -> Result<url::Url, String> {
+    fn checked_url_cached(&self, url: &str) -> Result<url::Url, DestinationRefused> {
         if let Some(known) = self.urls.lock().ok().and_then(|m| m.get(url).cloned()) {
             return known;
         }
@@ -228,15 +255,17 @@ impl Sender {
 
     /// `url` parsed, and checked when its host is a literal address. The request is made to
     /// this parsed URL, so it is parsed once.
-    fn checked_url(&self, url: &str) -> Result<url::Url, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
+    fn checked_url(&self, url: &str) -> Result<url::Url, DestinationRefused> {
+        let parsed = url::Url::parse(url).map_err(DestinationRefused::InvalidUrl)?;
         let ip: Option<IpAddr> = match parsed.host() {
             Some(url::Host::Ipv4(v4)) => Some(v4.into()),
             Some(url::Host::Ipv6(v6)) => Some(v6.into()),
             _ => None,
         };
         if let Some(ip) = ip {
-            self.policy.check(ip)?;
+            self.policy
+                .check(ip)
+                .map_err(DestinationRefused::NotPublic)?;
         }
         Ok(parsed)
     }
@@ -249,7 +278,7 @@ impl Sender {
     ) -> (AttemptOutcome, Option<String>) {
         let headers = match signed_headers(req, at) {
             Ok(h) => h,
-            Err(e) => return (failure(AttemptResult::Unknown, None, e), None),
+            Err(e) => return (failure(AttemptResult::Unknown, None, e.to_string()), None),
         };
         // The request is built whole rather than through a `RequestBuilder`, whose `headers`
         // merges the map into the request's one entry at a time.
@@ -361,7 +390,7 @@ pub fn header_pairs(req: &Request<'_>, at: DateTime<Utc>) -> Vec<(String, String
     }
 }
 
-fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, String> {
+fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, InvalidHeader> {
     let timestamp = format_timestamp(at);
     let unix = at.timestamp();
     let rewatch =
@@ -389,10 +418,11 @@ fn signed_headers(req: &Request<'_>, at: DateTime<Utc>) -> Result<HeaderMap, Str
         HeaderValue::try_from(standard),
     ];
     for (name, value) in DELIVERY_HEADERS.iter().zip(values) {
-        h.insert(
-            name.clone(),
-            value.map_err(|e| format!("header {name}: {e}"))?,
-        );
+        let value = value.map_err(|cause| InvalidHeader {
+            name: name.clone(),
+            cause,
+        })?;
+        h.insert(name.clone(), value);
     }
     Ok(h)
 }
@@ -426,5 +456,51 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn refusals_and_failed_handshakes_say_why_in_a_sentence() {
+        let ip = "10.0.0.1".parse().expect("ip");
+        let not_public = NetPolicy::default().check(ip).expect_err("private");
+        let rule = "herald delivers only to public addresses (see HERALD_ALLOWED_NETWORKS)";
+        assert_eq!(
+            DestinationRefused::NotPublic(not_public).to_string(),
+            format!("destination refused: 10.0.0.1 is a private address; {rule}")
+        );
+        let resolved = DestinationRefused::Resolved {
+            host: "internal.example".into(),
+            cause: not_public,
+        };
+        assert_eq!(
+            resolved.to_string(),
+            format!("destination refused: internal.example: 10.0.0.1 is a private address; {rule}")
+        );
+        let none = DestinationRefused::NoAddress {
+            host: "void.example".into(),
+        };
+        assert_eq!(
+            none.to_string(),
+            "destination refused: void.example: void.example has no address"
+        );
+        let invalid = Sender::new(Duration::from_secs(1), NetPolicy::default())
+            .expect("client")
+            .checked_url("not a url")
+            .expect_err("invalid");
+        assert_eq!(
+            invalid.to_string(),
+            "destination refused: invalid URL: relative URL without a base"
+        );
+        assert_eq!(
+            HandshakeError::TimedOut.to_string(),
+            "the endpoint did not answer the verification request within 2 s"
+        );
+        assert_eq!(
+            HandshakeError::Status(reqwest::StatusCode::NOT_FOUND).to_string(),
+            "the endpoint answered the verification request with 404 Not Found, not 200"
+        );
+        assert_eq!(
+            HandshakeError::NotAChallenge.to_string(),
+            "the endpoint's answer is not JSON of the form {\"hub.challenge\": \"<the challenge>\"}"
+        );
     }
 }

@@ -1,0 +1,94 @@
+//! One attempt of a claimed delivery: build its body, sign and send it (over HTTP, or down its
+//! `herald listen` session), and decide from the answer what becomes of the delivery.
+
+use super::listeners::{ListenerHub, Pushed};
+use super::sender::{self, Request, Response, Sender};
+use super::{millis, EngineConfig};
+use crate::domain::delivery::{decide, AttemptOutcome, Next};
+use crate::domain::event;
+use crate::domain::ids::{encode, Kind};
+use crate::domain::time::now_ms;
+use crate::domain::webhook::LISTENER_SCHEME;
+use crate::store::{Claimed, Fate, Recorded};
+use bytes::Bytes;
+
+/// Makes one attempt of `claim` and returns its outcome, to be recorded. Never fails: what went
+/// wrong is the outcome.
+pub(super) async fn attempt(
+    sender: &Sender,
+    listeners: &ListenerHub,
+    config: &EngineConfig,
+    claim: Claimed,
+) -> Recorded {
+    let hook_id = encode(Kind::Webhook, claim.webhook_id);
+    let event_name = claim.event.as_str();
+    let body = Bytes::from(event::body(
+        &hook_id,
+        &claim.nonce,
+        claim.event_at,
+        event_name,
+        &claim.data,
+    ));
+    let request = Request {
+        url: &claim.url,
+        hook_id: &hook_id,
+        event: event_name,
+        nonce: &claim.nonce,
+        secrets: &claim.secrets,
+        body: &body,
+    };
+    let response = if claim.url.starts_with(LISTENER_SCHEME) {
+        listeners
+            .deliver(claim.webhook_id, pushed(&claim, &request), config.timeout)
+            .await
+    } else {
+        sender.send(&request).await
+    };
+    let fate = fate(&response.outcome, &claim, config);
+    recorded(claim, response, fate)
+}
+
+/// The attempt as a `herald listen` session receives it.
+fn pushed(claim: &Claimed, request: &Request<'_>) -> Pushed {
+    Pushed {
+        delivery_id: claim.delivery_id,
+        nonce: claim.nonce.clone(),
+        event: request.event.to_owned(),
+        headers: sender::header_pairs(request, chrono::Utc::now()),
+        body: String::from_utf8_lossy(request.body).into_owned(),
+    }
+}
+
+/// What becomes of the delivery after this outcome, retries drawn with jitter.
+fn fate(outcome: &AttemptOutcome, claim: &Claimed, config: &EngineConfig) -> Fate {
+    let unit: f64 = rand::random();
+    match decide(
+        outcome,
+        claim.retries_made,
+        claim.max_retries,
+        &config.retry,
+        unit,
+    ) {
+        Next::Succeeded => Fate::Succeeded,
+        Next::Retry(delay) => Fate::Retry {
+            at: now_ms() + millis(delay),
+        },
+        Next::Failed { gone } => Fate::Failed { gone },
+    }
+}
+
+fn recorded(claim: Claimed, response: Response, fate: Fate) -> Recorded {
+    Recorded {
+        delivery_id: claim.delivery_id,
+        webhook_id: claim.webhook_id,
+        lease: claim.lease,
+        at: response.at.timestamp_millis(),
+        url: claim.url,
+        code: response.outcome.code.map(i64::from),
+        result: response.outcome.result,
+        message: response.outcome.message,
+        duration_ms: millis(response.duration),
+        response_body: response.response_body,
+        fate,
+    }
+}
