@@ -10,7 +10,9 @@
 //! - drops duplicates by nonce (delivery is at-least-once);
 //! - answers 2xx at once and does the work afterwards, so herald's timeout is never hit by slow work;
 //! - answers 2xx to event types it does not handle, so herald does not retry them;
-//! - answers herald's endpoint handshake (`GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`).
+//! - answers herald's endpoint handshake (`GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`),
+//!   comparing the token in constant time;
+//! - accepts deliveries on any path (`/hook`, `/webhooks/herald`…): the webhook's URL decides.
 //!
 //! It prints `listening on ADDR` first, then one line per event.
 
@@ -22,6 +24,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use herald_verify::Verifier;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -84,8 +87,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
+    let hook = post(receive).get(handshake);
     let app = Router::new()
-        .route("/hook", post(receive).get(handshake))
+        .route("/", hook.clone())
+        .route("/{*path}", hook)
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on {}", listener.local_addr()?);
@@ -156,10 +161,24 @@ async fn handshake(
         q.get("hub.verify_token"),
         q.get("hub.challenge"),
     ) {
-        (Some("subscribe"), Some(token), Some(challenge)) if Some(token.as_str()) == expected => {
+        (Some("subscribe"), Some(token), Some(challenge))
+            if expected.is_some_and(|expected| same_token(token, expected)) =>
+        {
             println!("handshake answered");
             Json(serde_json::json!({ "hub.challenge": challenge })).into_response()
         }
         _ => StatusCode::FORBIDDEN.into_response(),
     }
+}
+
+/// Whether two tokens are equal, in a time that does not tell how much of them matched: `==`
+/// stops at the first difference, which lets a caller guess a token byte by byte from response
+/// times. Comparing digests also hides the length.
+fn same_token(given: &str, expected: &str) -> bool {
+    let (given, expected) = (Sha256::digest(given), Sha256::digest(expected));
+    given
+        .iter()
+        .zip(expected.iter())
+        .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+        == 0
 }

@@ -1,9 +1,10 @@
 //! The axum router: `/api/graphql` and health. No business logic, no SQL.
 
 use crate::domain::token;
+use crate::graphiql;
 use crate::graphql::{HeraldSchema, Viewer};
 use crate::store::SharedStore;
-use async_graphql::http::{GraphiQLSource, ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::body::Bytes;
@@ -11,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
@@ -27,7 +28,8 @@ pub struct HttpState {
 
 pub fn router(state: HttpState) -> Router {
     Router::new()
-        .route("/api/graphql", get(graphiql).post(graphql))
+        .route("/api/graphql", get(graphiql::page).post(graphql))
+        .route("/api/graphql/assets/{file}", get(graphiql::asset))
         .route("/api/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -38,16 +40,6 @@ pub fn router(state: HttpState) -> Router {
 /// A JSON error body, `{"errors": [{"message": …}]}`, with a status.
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "errors": [{ "message": message }] }))).into_response()
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/api/graphql")
-            .subscription_endpoint("/api/graphql/ws")
-            .title("herald")
-            .finish(),
-    )
 }
 
 async fn graphql(

@@ -228,6 +228,15 @@ impl TestApp {
         &self.http
     }
 
+    /// `GET path`, without a token.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
     /// Stops the server gracefully and waits until it has stopped.
     pub async fn stop(mut self) -> TestDb {
         if let Some(tx) = self.shutdown.take() {

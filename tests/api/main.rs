@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod content;
 mod delivery;
+mod graphiql;
 mod helpers;
 mod listen;
 mod receivers;

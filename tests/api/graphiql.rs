@@ -1,0 +1,380 @@
+//! GraphiQL at `GET /api/graphql`: every file it needs comes from herald, so it works without
+//! internet access. One test drives a real headless Chromium in which every host but loopback is
+//! unreachable; it needs `chromium` and `chromedriver` and is skipped without them, unless
+//! `HERALD_REQUIRE_BROWSER=1` (as in CI) makes their absence a failure.
+
+use crate::helpers::{spawn_app, DEADLINE};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+
+/// The asset paths the page loads, as written in it (relative to `/api/graphql`).
+fn asset_paths(html: &str) -> Vec<String> {
+    html.split('"')
+        .filter(|s| s.starts_with("graphql/assets/"))
+        .map(|s| format!("/api/{s}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn graphiql_is_served_by_herald_gzipped_and_cached_for_a_year() {
+    let app = spawn_app().await;
+    let page = app.get("/api/graphql").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let html = page.text().await.expect("html");
+    assert!(!html.contains("//"), "no absolute URL in the page: {html}");
+    assert!(html.contains("Bearer <paste your token>"), "{html}");
+
+    let paths = asset_paths(&html);
+    assert_eq!(
+        paths.len(),
+        4,
+        "React, ReactDOM, GraphiQL's script and style: {paths:?}"
+    );
+    for path in &paths {
+        let gzip = app
+            .http()
+            .get(app.url(path))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(gzip.status(), 200, "{path}");
+        assert_eq!(gzip.headers()["content-encoding"], "gzip", "{path}");
+        assert_eq!(gzip.headers()["vary"], "accept-encoding", "{path}");
+        assert_eq!(
+            gzip.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        let compressed = gzip.bytes().await.expect("body");
+        assert_eq!(&compressed[..2], &[0x1f, 0x8b], "{path} is gzip");
+
+        let plain = app.get(path).await;
+        assert_eq!(plain.status(), 200, "{path}");
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        let expected_type = if path.ends_with(".css") {
+            "text/css; charset=utf-8"
+        } else {
+            "text/javascript; charset=utf-8"
+        };
+        assert_eq!(plain.headers()["content-type"], expected_type, "{path}");
+        let body = plain.bytes().await.expect("body");
+        assert!(
+            body.len() > compressed.len(),
+            "{path}: {} bytes plain, {} gzip'ed",
+            body.len(),
+            compressed.len()
+        );
+    }
+
+    let missing = app.get("/api/graphql/assets/graphiql-0.0.1.min.js").await;
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn graphiql_runs_a_query_in_a_browser_cut_off_from_the_internet() {
+    let app = spawn_app().await;
+    let expected = app.graphql("{ viewer { id } }", json!({})).await;
+    // Started last: nothing may fail between here and `run`, which always quits it.
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let page = app.url("/api/graphql");
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let token = app.token.clone();
+    let origin = app.url("/");
+
+    browser
+        .run(move |client| async move {
+            // The check means something only if a CDN would be out of reach.
+            let cdn = client
+                .goto("https://unpkg.com/graphiql@3.9.0/graphiql.min.js")
+                .await;
+            let error = cdn
+                .expect_err("the browser reached the internet")
+                .to_string();
+            assert!(error.contains("net::ERR_"), "{error}");
+
+            client.goto(&page).await.expect("open GraphiQL");
+            client
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Css(".graphiql-query-editor .CodeMirror"))
+                .await
+                .expect("GraphiQL renders its query editor");
+            let headers = editor_text(&client, "headers").await;
+            assert!(headers.contains("Bearer <paste your token>"), "{headers}");
+            // Loading the schema with the placeholder shows what to do.
+            wait_for_response(&client, |r| {
+                r["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Paste an API token"))
+            })
+            .await;
+            screenshot(&client, &screenshots.join("graphiql-opened.png")).await;
+
+            set_query(&client, "{ viewer { id } }").await;
+            set_editor(
+                &client,
+                "headers",
+                &json!({ "Authorization": format!("Bearer {token}") }).to_string(),
+            )
+            .await;
+            run(&client).await;
+            wait_for_response(&client, |r| *r == expected).await;
+
+            // The schema is loaded again with the pasted token: the docs list the root types.
+            client
+                .find(Locator::Css(
+                    ".graphiql-sidebar button[aria-label$='Documentation Explorer']",
+                ))
+                .await
+                .expect("docs button")
+                .click()
+                .await
+                .expect("open the docs");
+            let root = client
+                .wait()
+                .at_most(DEADLINE)
+                .for_element(Locator::Css(".graphiql-doc-explorer-root-type"))
+                .await
+                .expect("the docs show the schema");
+            assert!(root.text().await.expect("text").contains("query"));
+            screenshot(&client, &screenshots.join("graphiql-result.png")).await;
+
+            // Subscriptions go over the WebSocket, with the token from the same headers.
+            set_query(&client, "subscription { listen { kind } }").await;
+            run(&client).await;
+            wait_for_response(&client, |r| r["data"]["listen"]["kind"] == "READY").await;
+
+            let loaded = client
+                .execute(
+                    "return performance.getEntriesByType('resource').map(e => e.name)",
+                    vec![],
+                )
+                .await
+                .expect("resource timing");
+            for url in loaded.as_array().expect("URLs") {
+                let url = url.as_str().expect("URL");
+                assert!(url.starts_with(&origin), "the page loaded {url}");
+            }
+        })
+        .await;
+}
+
+async fn run(client: &Client) {
+    client
+        .find(Locator::Css(".graphiql-execute-button"))
+        .await
+        .expect("run button")
+        .click()
+        .await
+        .expect("click run");
+}
+
+/// Saves what the browser shows, for a person to look at.
+async fn screenshot(client: &Client, path: &Path) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(path, png).expect("write screenshot");
+    let _ = writeln!(std::io::stderr(), "screenshot: {}", path.display());
+}
+
+/// A GraphiQL editor, `query`, `headers` or `response`, found by the class GraphiQL gives it.
+fn editor_selector(editor: &str) -> &'static str {
+    match editor {
+        "query" => ".graphiql-query-editor .CodeMirror",
+        "headers" => ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror",
+        "response" => ".graphiql-response .CodeMirror",
+        other => panic!("no editor {other}"),
+    }
+}
+
+async fn editor_text(client: &Client, editor: &str) -> String {
+    client
+        .execute(
+            "return document.querySelector(arguments[0]).CodeMirror.getValue()",
+            vec![json!(editor_selector(editor))],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("read the {editor} editor: {e}"))
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Replaces an editor's text the way typing does: GraphiQL sees CodeMirror's change events.
+async fn set_editor(client: &Client, editor: &str, text: &str) {
+    client
+        .execute(
+            "document.querySelector(arguments[0]).CodeMirror.setValue(arguments[1])",
+            vec![json!(editor_selector(editor)), json!(text)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("write the {editor} editor: {e}"));
+}
+
+/// Replaces the query, then waits until GraphiQL has parsed it (it does so 100 ms after an
+/// edit): until then, the run button would run the previous one.
+async fn set_query(client: &Client, query: &str) {
+    set_editor(client, "query", query).await;
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let parsed = client
+            .execute(
+                "return document.querySelector(arguments[0]).CodeMirror.documentAST?.loc?.source?.body",
+                vec![json!(editor_selector("query"))],
+            )
+            .await
+            .expect("read the parsed query");
+        if parsed == json!(query) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "GraphiQL never parsed {query:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The JSON in GraphiQL's response pane, once `done` holds for it; fails at the deadline.
+async fn wait_for_response(client: &Client, done: impl Fn(&Value) -> bool) -> Value {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let text = editor_text(client, "response").await;
+        if let Some(response) = serde_json::from_str::<Value>(&text).ok().filter(&done) {
+            return response;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "GraphiQL's response pane never showed what was expected: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Headless Chromium driven through chromedriver, with every host but loopback unreachable:
+/// names other than 127.0.0.1 do not resolve, and everything but loopback goes through a proxy
+/// on a port where nothing listens.
+struct Browser {
+    client: Client,
+    _driver: tokio::process::Child,
+}
+
+impl Browser {
+    /// `None` (after saying so) when chromium or chromedriver is missing, unless
+    /// `HERALD_REQUIRE_BROWSER=1`.
+    async fn start() -> Option<Browser> {
+        let driver = find_executable(&["chromedriver"]);
+        let chromium = find_executable(&[
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ]);
+        let (Some(driver), Some(chromium)) = (driver, chromium) else {
+            let message = "the browser test needs chromium and chromedriver on PATH \
+                           (Debian/Ubuntu: apt-get install chromium chromium-driver)";
+            assert!(
+                std::env::var("HERALD_REQUIRE_BROWSER").as_deref() != Ok("1"),
+                "HERALD_REQUIRE_BROWSER=1 but {message}"
+            );
+            // Straight to stderr: the test harness would hide a print of a passing test.
+            let _ = writeln!(std::io::stderr(), "skipped: {message}");
+            return None;
+        };
+
+        let mut child = tokio::process::Command::new(&driver)
+            .arg("--port=0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", driver.display()));
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let port = tokio::time::timeout(DEADLINE, async {
+            while let Some(line) = lines.next_line().await.expect("read chromedriver") {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return rest.trim_end_matches('.').parse::<u16>().expect("port");
+                }
+            }
+            panic!("chromedriver exited without saying its port");
+        })
+        .await
+        .expect("chromedriver starts in time");
+        // chromedriver keeps writing to stdout; a full pipe would stall it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+        let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new",
+                    // CI runs as root, where Chromium's sandbox cannot start; the page is ours.
+                    "--no-sandbox",
+                    "--disable-dev-shm-usage",
+                    "--disable-gpu",
+                    "--window-size=1280,800",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                    format!("--proxy-server=http://127.0.0.1:{dead_port}"),
+                    "--proxy-bypass-list=127.0.0.1",
+                ],
+            },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("an object")
+        };
+        let client = tokio::time::timeout(
+            DEADLINE,
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities)
+                .connect(&format!("http://127.0.0.1:{port}")),
+        )
+        .await
+        .expect("Chromium starts in time")
+        .expect("a WebDriver session");
+        Some(Browser {
+            client,
+            _driver: child,
+        })
+    }
+
+    /// Runs `steps`, then quits the browser whether they passed or not.
+    async fn run<F, Fut>(self, steps: F)
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let outcome = tokio::spawn(steps(self.client.clone())).await;
+        let _ = self.client.close().await;
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+fn find_executable(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
