@@ -8,9 +8,12 @@ use crate::graphql::{self, Services};
 use crate::store::{self, SharedStore, StoreError};
 use crate::worker::sender::Sender;
 use crate::worker::{Engine, EngineConfig};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -20,8 +23,29 @@ pub enum AppError {
     Config(#[from] crate::config::ConfigError),
     #[error("database: {0}")]
     Store(#[from] StoreError),
+    /// The database server could not be reached in the time allowed.
+    #[error("cannot connect to the database at {database}: {source}")]
+    Unreachable {
+        database: String,
+        #[source]
+        source: StoreError,
+    },
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error("{0} is already in use (by another herald or another program): choose another address with HERALD_LISTEN or --listen")]
+    AddressInUse(SocketAddr),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the initial admin token to {}: {source} (choose another file with HERALD_INITIAL_TOKEN_FILE)", path.display())]
+    InitialToken {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -44,9 +68,49 @@ pub struct TokenRequest {
     pub role: Role,
 }
 
-/// Creates the channel and user when missing, then a new token for the user. Returns the
-/// token, which is stored only as a hash.
+/// What [`issue_token`] does with the role of a user who exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExistingRole {
+    /// The user keeps the role they have (`token create` without `--role`).
+    Keep,
+    /// The user is given the request's role.
+    Set,
+}
+
+/// A new token, for whom.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// Shown once; stored only as a hash.
+    pub token: String,
+    /// The user's role now.
+    pub role: Role,
+    /// The role the user had before, when the request changed it.
+    pub previous_role: Option<Role>,
+}
+
+/// Creates the channel and user when missing, gives the user the request's role, then a new
+/// token for the user. Returns the token, which is stored only as a hash.
 pub async fn create_token(store: &SharedStore, req: &TokenRequest) -> Result<String, StoreError> {
+    Ok(issue_token(store, req, ExistingRole::Set).await?.token)
+}
+
+/// Creates the channel and user when missing (a new user gets the request's role; one who
+/// exists keeps theirs or is given it, as `existing` says), then a new token for the user.
+pub async fn issue_token(
+    store: &SharedStore,
+    req: &TokenRequest,
+    existing: ExistingRole,
+) -> Result<IssuedToken, StoreError> {
+    issue(store, req, existing, token::generate()).await
+}
+
+/// [`issue_token`] with the token given.
+async fn issue(
+    store: &SharedStore,
+    req: &TokenRequest,
+    existing: ExistingRole,
+    tok: String,
+) -> Result<IssuedToken, StoreError> {
     let channel = store
         .ensure_channel(
             &req.channel,
@@ -64,17 +128,148 @@ pub async fn create_token(store: &SharedStore, req: &TokenRequest) -> Result<Str
             },
         )
         .await?;
-    let tok = token::generate();
+    let (role, previous_role) = if user.role != req.role && existing == ExistingRole::Set {
+        let was = store
+            .set_user_role(&channel.subdomain, &user.email, req.role)
+            .await?;
+        (req.role, Some(was).filter(|was| *was != req.role))
+    } else {
+        (user.role, None)
+    };
     store.create_token(user.id, &token::hash(&tok)).await?;
-    Ok(tok)
+    Ok(IssuedToken {
+        token: tok,
+        role,
+        previous_role,
+    })
+}
+
+/// How long to keep trying a database server that cannot be reached.
+#[derive(Debug, Clone, Copy)]
+pub enum Patience {
+    /// Until it answers (`serve`: it waits for its database, saying so).
+    Forever,
+    /// Give up after this long (one-off commands).
+    For(Duration),
+}
+
+/// How long one attempt to reach the database server may take: a server that drops packets
+/// would otherwise hold the first warning for the operating system's TCP timeout.
+const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to the database and applies pending migrations ([`store::connect`]). While a
+/// PostgreSQL server cannot be reached (refused, unresolvable, silent, starting up), each failed
+/// attempt is logged as a warning with the server's `host:port` and the cause, and the attempt
+/// is made again with backoff, as `patience` allows. Other errors (a refused password, a missing
+/// database, a failed migration) are returned at once.
+pub async fn connect_store(
+    database_url: &str,
+    channel_url: &str,
+    patience: Patience,
+) -> Result<SharedStore, AppError> {
+    let address = crate::config::database_address(database_url);
+    let postgres = address.is_some();
+    let database = address.unwrap_or_else(|| crate::config::redacted(database_url));
+    let give_up_at = match patience {
+        Patience::Forever => None,
+        Patience::For(patience) => Some(Instant::now() + patience),
+    };
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        let attempt =
+            match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, store::probe(database_url)).await {
+                Ok(Ok(())) => store::connect(database_url, channel_url).await,
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} s", CONNECT_ATTEMPT_TIMEOUT.as_secs()),
+                )))),
+            };
+        let error = match attempt {
+            Ok(store) => return Ok(store),
+            Err(e) if postgres && e.is_unreachable() => e,
+            Err(e) => return Err(e.into()),
+        };
+        let delay = backoff.next().unwrap_or(Duration::from_secs(10));
+        if give_up_at.is_some_and(|at| Instant::now() + delay > at) {
+            return Err(AppError::Unreachable {
+                database,
+                source: error,
+            });
+        }
+        tracing::warn!(
+            "cannot connect to the database at {database}: {}; trying again in {:.1} s",
+            error_chain(&error),
+            delay.as_secs_f32()
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Binds the HTTP server's address; an address in use is said so, by its name.
+pub async fn bind(address: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(address).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            AppError::AddressInUse(address)
+        } else {
+            AppError::Listen { address, source: e }
+        }
+    })
+}
+
+/// An error and its causes, as one line for people: `a: b: c`. A cause whose text the line
+/// already holds (an error that prints its source itself) is not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}
+
+/// What [`App::bootstrap`] made of an empty database.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    /// The admin's token, to be shown at most once, where only the operator sees it.
+    pub token: String,
+    /// The file (mode 0600) the token was written to.
+    pub path: PathBuf,
+}
+
+/// Writes `token` to `path`, readable and writable by this user only (mode 0600 on Unix, also
+/// when the file existed with other permissions).
+fn write_secret_file(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    writeln!(file, "{token}")?;
+    file.sync_all()
 }
 
 impl App {
-    /// Validates the config, connects to the database (applying migrations) and wires the
-    /// engine. No listener is opened here.
+    /// Validates the config, connects to the database (applying migrations; an unreachable
+    /// PostgreSQL server is waited for, see [`connect_store`]) and wires the engine. No listener
+    /// is opened here.
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate()?;
-        let store = store::connect(&config.database_url, &config.channel_url).await?;
+        let store =
+            connect_store(&config.database_url, &config.channel_url, Patience::Forever).await?;
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
         let engine = Arc::new(Engine::new(
             store.clone(),
@@ -102,12 +297,20 @@ impl App {
         })
     }
 
-    /// On an empty database: creates a `default` channel with an admin and returns that
-    /// admin's token, to be shown once.
-    pub async fn bootstrap(&self) -> Result<Option<String>, StoreError> {
+    /// On an empty database: creates a `default` channel with an admin, and writes the admin's
+    /// token to [`Config::initial_token_path`] (mode 0600) before the token is stored, so that
+    /// a token nobody can read is never made: when the file cannot be written, the database is
+    /// left empty and the error returned.
+    pub async fn bootstrap(&self) -> Result<Option<Bootstrapped>, AppError> {
         if self.store.channel_count().await? > 0 {
             return Ok(None);
         }
+        let path = self.config.initial_token_path();
+        let tok = token::generate();
+        write_secret_file(&path, &tok).map_err(|source| AppError::InitialToken {
+            path: path.clone(),
+            source,
+        })?;
         let req = TokenRequest {
             channel: "default".into(),
             channel_name: Some("Default channel".into()),
@@ -116,7 +319,8 @@ impl App {
             last_name: "Admin".into(),
             role: Role::Admin,
         };
-        create_token(&self.store, &req).await.map(Some)
+        issue(&self.store, &req, ExistingRole::Set, tok.clone()).await?;
+        Ok(Some(Bootstrapped { token: tok, path }))
     }
 
     /// The HTTP router (GraphQL and health), for serving or for tests.

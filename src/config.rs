@@ -1,134 +1,93 @@
 //! Every setting, its default and its meaning, in one place. Each is an environment variable
 //! and a command-line flag. Loading has no side effects.
+//!
+//! Boolean settings (`HERALD_DEV`) accept, in any case, `true`, `1`, `yes` or `on` for true and
+//! `false`, `0`, `no` or `off` for false; an empty value is the default (false). Anything else
+//! is refused with an error that names the variable: a typo never turns a setting silently on
+//! or off.
 
 use crate::domain::net::NetPolicy;
 use crate::domain::retry::RetryPolicy;
-use clap::builder::BoolishValueParser;
+use clap::builder::TypedValueParser;
 use ipnet::IpNet;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+/// `DATABASE_URL`'s default: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://herald.db";
+
+/// `HERALD_CHANNEL_URL`'s default.
+pub const DEFAULT_CHANNEL_URL: &str = "https://{subdomain}.herald.localhost";
+
+/// The settings of `herald serve`.
 #[derive(Clone, clap::Args)]
 pub struct Config {
     /// `sqlite://PATH` (embedded; the file is created when missing) or `postgres://…`.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://herald.db",
-        global = true,
-        hide_env_values = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
     pub database_url: String,
 
     /// Address of the HTTP server.
-    #[arg(
-        long,
-        env = "HERALD_LISTEN",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// Template of a channel's public URL; `{subdomain}` is replaced.
-    #[arg(
-        long,
-        env = "HERALD_CHANNEL_URL",
-        default_value = "https://{subdomain}.herald.localhost",
-        global = true
-    )]
+    #[arg(long, env = "HERALD_CHANNEL_URL", default_value = DEFAULT_CHANNEL_URL)]
     pub channel_url: String,
 
-    /// Allow `http://` webhook URLs and loopback/private destinations, for local development.
-    #[arg(long, env = "HERALD_DEV", default_value = "false", value_parser = BoolishValueParser::new(), global = true)]
+    /// Allow `http://` webhook URLs and loopback/private destinations, for local development
+    /// (true/false, 1/0, yes/no, on/off).
+    #[arg(long, env = "HERALD_DEV", value_parser = BoolParser)]
     pub dev: bool,
 
+    /// Where the first admin's token is written when `serve` finds an empty database (mode
+    /// 0600) [default: beside the SQLite file, `<database>.initial-token`; with PostgreSQL,
+    /// `herald-initial-token` in the working directory].
+    #[arg(long, env = "HERALD_INITIAL_TOKEN_FILE", value_name = "PATH")]
+    pub initial_token_file: Option<PathBuf>,
+
     /// Comma-separated CIDRs that are delivered to even though private.
-    #[arg(
-        long,
-        env = "HERALD_ALLOWED_NETWORKS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long, env = "HERALD_ALLOWED_NETWORKS", value_delimiter = ',')]
     pub allowed_networks: Vec<IpNet>,
 
     /// Delay before the first retry, in milliseconds.
-    #[arg(
-        long,
-        env = "HERALD_RETRY_BASE_MS",
-        default_value_t = 30_000,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_RETRY_BASE_MS", default_value_t = 30_000)]
     pub retry_base_ms: u64,
 
     /// Each further retry waits this many times longer.
-    #[arg(
-        long,
-        env = "HERALD_RETRY_FACTOR",
-        default_value_t = 4.0,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_RETRY_FACTOR", default_value_t = 4.0)]
     pub retry_factor: f32,
 
     /// No retry waits longer than this, in milliseconds.
-    #[arg(
-        long,
-        env = "HERALD_RETRY_CAP_MS",
-        default_value_t = 43_200_000,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_RETRY_CAP_MS", default_value_t = 43_200_000)]
     pub retry_cap_ms: u64,
 
     /// One attempt's whole time limit, in milliseconds.
-    #[arg(
-        long,
-        env = "HERALD_DELIVERY_TIMEOUT_MS",
-        default_value_t = 15_000,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_DELIVERY_TIMEOUT_MS", default_value_t = 15_000)]
     pub delivery_timeout_ms: u64,
 
     /// A webhook whose deliveries have all failed for this long is disabled.
-    #[arg(
-        long,
-        env = "HERALD_DISABLE_AFTER_SECS",
-        default_value_t = 2_592_000,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_DISABLE_AFTER_SECS", default_value_t = 2_592_000)]
     pub disable_after_secs: u64,
 
     /// Attempts in flight (and handed-over deliveries waiting to start) at once, over all
     /// webhooks.
-    #[arg(
-        long,
-        env = "HERALD_MAX_IN_FLIGHT",
-        default_value_t = 1024,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
 
     /// Attempts in flight at once to one webhook: a hanging receiver holds at most this many.
     /// Also how many handed-over deliveries may wait for it.
-    #[arg(
-        long,
-        env = "HERALD_WEBHOOK_CONCURRENCY",
-        default_value_t = 32,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_WEBHOOK_CONCURRENCY", default_value_t = 32)]
     pub webhook_concurrency: usize,
 
     /// How often the database is polled for due deliveries (work enqueued by this process is
     /// handed to its engine at once), in milliseconds.
-    #[arg(long, env = "HERALD_POLL_MS", default_value_t = 500, global = true)]
+    #[arg(long, env = "HERALD_POLL_MS", default_value_t = 500)]
     pub poll_ms: u64,
 
     /// On shutdown, how long attempts in flight may still finish before they are handed back
     /// (to be made again by the next process), in milliseconds.
-    #[arg(
-        long,
-        env = "HERALD_SHUTDOWN_GRACE_MS",
-        default_value_t = 10_000,
-        global = true
-    )]
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
 }
 
@@ -149,9 +108,7 @@ impl Config {
                 message: message.into(),
             })
         };
-        if let Err(e) = crate::store::Scheme::of(&self.database_url) {
-            return bad("DATABASE_URL", &e.to_string());
-        }
+        check_database_url(&self.database_url)?;
         if !self.retry_factor.is_finite() || self.retry_factor < 1.0 {
             return bad("HERALD_RETRY_FACTOR", "must be a number of at least 1");
         }
@@ -200,14 +157,144 @@ impl Config {
 
     /// The database URL with any password replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
-        match url::Url::parse(&self.database_url) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("redacted"));
-                u.to_string()
+        redacted(&self.database_url)
+    }
+
+    /// Where `serve` writes the first admin's token on an empty database: the configured file,
+    /// else beside the SQLite file (`<file>.initial-token`), else (PostgreSQL)
+    /// `herald-initial-token` in the working directory.
+    pub fn initial_token_path(&self) -> PathBuf {
+        if let Some(path) = &self.initial_token_file {
+            return path.clone();
+        }
+        match sqlite_path(&self.database_url) {
+            Some(db) if !db.is_empty() && db != ":memory:" => {
+                PathBuf::from(format!("{db}.initial-token"))
             }
-            _ => self.database_url.clone(),
+            _ => PathBuf::from("herald-initial-token"),
         }
     }
+}
+
+/// The database setting of the commands other than `serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://…`: the database `herald serve` uses.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+}
+
+impl DatabaseArgs {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_database_url(&self.database_url)
+    }
+}
+
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    crate::store::Scheme::of(url)
+        .map(|_| ())
+        .map_err(|e| ConfigError {
+            setting: "DATABASE_URL",
+            message: e.to_string(),
+        })
+}
+
+/// The file path of a `sqlite:` URL, as sqlx reads it (`sqlite://herald.db`, `sqlite:herald.db`,
+/// `sqlite:///var/lib/herald.db`), without its `?options`.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
+/// `url` with its password, if any, replaced by `redacted`: for logs.
+pub fn redacted(url: &str) -> String {
+    with_password(url, Some("redacted"))
+}
+
+/// `url` with its password, if any, left out: for commands shown to the operator, who adds it.
+pub fn without_password(url: &str) -> String {
+    with_password(url, None)
+}
+
+fn with_password(url: &str, password: Option<&str>) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(password);
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Where a PostgreSQL URL points, as `host:port` (never with the user or password); `None` for
+/// other URLs and for sockets.
+pub fn database_address(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return None;
+    }
+    let host = u.host_str().filter(|h| !h.is_empty())?;
+    Some(format!("{host}:{}", u.port().unwrap_or(5432)))
+}
+
+/// Spellings of true, in any case.
+pub const TRUE_WORDS: [&str; 4] = ["true", "1", "yes", "on"];
+/// Spellings of false, in any case (an empty value is false too: the default).
+pub const FALSE_WORDS: [&str; 4] = ["false", "0", "no", "off"];
+
+/// Reads a boolean setting: [`TRUE_WORDS`] or [`FALSE_WORDS`] in any case, around spaces
+/// ignored; empty is false. `None` for anything else.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    let value = value.trim();
+    if value.is_empty() || FALSE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+        Some(false)
+    } else if TRUE_WORDS.iter().any(|w| w.eq_ignore_ascii_case(value)) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The value parser of every boolean setting: [`parse_bool`], with an error naming the
+/// environment variable (and the flag) the value came from.
+#[derive(Clone, Copy, Debug)]
+pub struct BoolParser;
+
+impl TypedValueParser for BoolParser {
+    type Value = bool;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<bool, clap::Error> {
+        if let Some(b) = value.to_str().and_then(parse_bool) {
+            return Ok(b);
+        }
+        let name = match (
+            arg.and_then(|a| a.get_env()),
+            arg.and_then(|a| a.get_long()),
+        ) {
+            (Some(env), Some(long)) => format!("{} (--{long})", env.to_string_lossy()),
+            (Some(env), None) => env.to_string_lossy().into_owned(),
+            (None, Some(long)) => format!("--{long}"),
+            (None, None) => "a boolean setting".to_owned(),
+        };
+        let message = format!(
+            "{name}: {:?} is not a boolean; use true/false, 1/0, yes/no or on/off (any case)\n",
+            value.to_string_lossy()
+        );
+        Err(clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd))
+    }
+}
+
+/// Whether log lines may carry colour codes: only on a terminal, and not when `NO_COLOR` is set
+/// to anything but the empty string (no-color.org).
+pub fn log_colours(stderr_is_terminal: bool) -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    stderr_is_terminal && !no_color
 }
 
 impl std::fmt::Debug for Config {
@@ -217,6 +304,7 @@ impl std::fmt::Debug for Config {
             .field("listen", &self.listen)
             .field("channel_url", &self.channel_url)
             .field("dev", &self.dev)
+            .field("initial_token_file", &self.initial_token_file)
             .field("allowed_networks", &self.allowed_networks)
             .field("retry_base_ms", &self.retry_base_ms)
             .field("retry_factor", &self.retry_factor)
@@ -304,5 +392,96 @@ mod tests {
         for c in cases {
             assert!(c.validate().is_err(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn booleans_have_one_documented_set_of_spellings() {
+        for word in [
+            "true", "TRUE", "True", "1", "yes", "YES", "on", "On", " true ",
+        ] {
+            assert_eq!(parse_bool(word), Some(true), "{word:?}");
+        }
+        for word in ["false", "FALSE", "0", "no", "No", "off", "OFF", ""] {
+            assert_eq!(parse_bool(word), Some(false), "{word:?}");
+        }
+        for word in [
+            "maybe",
+            "y",
+            "n",
+            "t",
+            "f",
+            "2",
+            "-1",
+            "enabled",
+            "truee",
+            "yes please",
+        ] {
+            assert_eq!(parse_bool(word), None, "{word:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_boolean_is_refused_naming_its_variable() {
+        let cmd = clap::Command::new("herald");
+        let arg = clap::Arg::new("dev").long("dev").env("HERALD_DEV");
+        let parsed = BoolParser.parse_ref(&cmd, Some(&arg), std::ffi::OsStr::new("Yes"));
+        assert!(parsed.expect("a spelling of true"));
+        let err = BoolParser
+            .parse_ref(&cmd, Some(&arg), std::ffi::OsStr::new("maybe"))
+            .expect_err("not a boolean")
+            .to_string();
+        assert!(err.contains("HERALD_DEV"), "{err}");
+        assert!(err.contains("\"maybe\""), "{err}");
+        assert!(err.contains("yes/no"), "{err}");
+    }
+
+    #[test]
+    fn the_initial_token_file_lies_beside_the_sqlite_file() {
+        let at = |url: &str| {
+            Config {
+                database_url: url.into(),
+                ..Config::default()
+            }
+            .initial_token_path()
+        };
+        assert_eq!(
+            at("sqlite://herald.db"),
+            PathBuf::from("herald.db.initial-token")
+        );
+        assert_eq!(
+            at("sqlite:///var/lib/herald/h.db?mode=rwc"),
+            PathBuf::from("/var/lib/herald/h.db.initial-token")
+        );
+        assert_eq!(
+            at("postgres://u:p@db/herald"),
+            PathBuf::from("herald-initial-token")
+        );
+        let chosen = Config {
+            initial_token_file: Some("/run/secrets/token".into()),
+            ..Config::default()
+        };
+        assert_eq!(
+            chosen.initial_token_path(),
+            PathBuf::from("/run/secrets/token")
+        );
+    }
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        let url = "postgres://herald:hunter2@db.internal:6543/herald";
+        assert_eq!(
+            redacted(url),
+            "postgres://herald:redacted@db.internal:6543/herald"
+        );
+        assert_eq!(
+            without_password(url),
+            "postgres://herald@db.internal:6543/herald"
+        );
+        assert_eq!(database_address(url).as_deref(), Some("db.internal:6543"));
+        assert_eq!(
+            database_address("postgres://postgres@127.0.0.1/x").as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(database_address("sqlite://herald.db"), None);
     }
 }

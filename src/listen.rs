@@ -4,9 +4,11 @@
 //! temporary listener webhook, then forwards every delivery it is pushed, headers and body
 //! unchanged, to a local URL, and reports the local answer back (`reportListenerAttempt`), so it
 //! shows in the delivery log as an attempt. A lost connection is re-established with backoff,
-//! reattaching to the same listener, so deliveries queued meanwhile still arrive. On shutdown the
-//! listener webhook is deleted.
+//! reattaching to the same listener, so deliveries queued meanwhile still arrive; a server that
+//! never answered is an error instead, as nothing says it ever will. On shutdown the listener
+//! webhook is deleted.
 
+use crate::app::error_chain;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -40,6 +42,26 @@ pub enum ListenError {
     Refused(String),
     #[error("bad --server URL: {0}")]
     BadServer(String),
+    /// The URL given.
+    #[error(
+        "--forward-to must be an absolute http:// or https:// URL, e.g. http://localhost:3000/hook"
+    )]
+    BadForwardTo(String),
+    /// The first connection failed: nothing says herald is there at all.
+    #[error("cannot reach herald at {server}: {why}")]
+    Unreachable { server: String, why: String },
+}
+
+/// Reads `--forward-to`: an absolute `http://` or `https://` URL with a host.
+pub fn parse_forward_to(value: &str) -> Result<url::Url, ListenError> {
+    url::Url::parse(value.trim())
+        .ok()
+        .filter(forwardable)
+        .ok_or_else(|| ListenError::BadForwardTo(value.to_owned()))
+}
+
+fn forwardable(url: &url::Url) -> bool {
+    matches!(url.scheme(), "http" | "https") && url.host().is_some()
 }
 
 /// Why a session ended.
@@ -59,6 +81,9 @@ pub async fn run(
     opts: ListenOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ListenError> {
+    if !forwardable(&opts.forward_to) {
+        return Err(ListenError::BadForwardTo(opts.forward_to.to_string()));
+    }
     let ws = websocket_url(&opts.server)?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -87,6 +112,12 @@ pub async fn run(
         };
         match ended {
             Ended::Refused(why) => break Err(ListenError::Refused(why)),
+            Ended::Lost(why) if !state.announced => {
+                break Err(ListenError::Unreachable {
+                    server: opts.server.to_string(),
+                    why,
+                })
+            }
             Ended::Lost(why) => {
                 if state.listener_id.is_some() && !was_connected {
                     backoff = reconnect();
@@ -140,12 +171,12 @@ async fn session(
     );
     let (socket, _) = match tokio_tungstenite::connect_async(request).await {
         Ok(s) => s,
-        Err(e) => return Ended::Lost(e.to_string()),
+        Err(e) => return Ended::Lost(error_chain(&e)),
     };
     let (mut sink, mut stream) = socket.split();
     let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {}", opts.token)}});
     if let Err(e) = sink.send(Message::Text(init.to_string().into())).await {
-        return Ended::Lost(e.to_string());
+        return Ended::Lost(error_chain(&e));
     }
     let events: Option<Vec<String>> = (!opts.events.is_empty()).then(|| opts.events.clone());
     let subscribe = |listener_id: &Option<String>| json!({"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": {"events": events, "listenerId": listener_id}}});
@@ -162,7 +193,7 @@ async fn session(
                 };
             }
             Ok(_) => continue,
-            Err(e) => return Ended::Lost(e.to_string()),
+            Err(e) => return Ended::Lost(error_chain(&e)),
         };
         let Ok(msg) = serde_json::from_str::<Value>(&text) else {
             continue;
@@ -176,7 +207,7 @@ async fn session(
                     ))
                     .await
                 {
-                    return Ended::Lost(e.to_string());
+                    return Ended::Lost(error_chain(&e));
                 }
             }
             "ping" => {
@@ -270,8 +301,9 @@ async fn forward(delivery: Value, opts: &ListenOptions, http: &reqwest::Client) 
             json!({"deliveryId": delivery["deliveryId"], "statusCode": status, "durationMs": duration_ms, "responseBody": body})
         }
         Err(e) => {
-            println!("{time}  {event:<22} -> failed: {e}");
-            json!({"deliveryId": delivery["deliveryId"], "durationMs": duration_ms, "error": e.to_string()})
+            let why = error_chain(&e);
+            println!("{time}  {event:<22} -> failed: {why}");
+            json!({"deliveryId": delivery["deliveryId"], "durationMs": duration_ms, "error": why})
         }
     };
     if let Err(e) = graphql(http, opts, REPORT, json!({"input": report})).await {
@@ -295,6 +327,6 @@ async fn graphql(
         .json(&json!({"query": query, "variables": variables}))
         .send()
         .await
-        .map_err(|e| e.to_string())?;
-    resp.json().await.map_err(|e| e.to_string())
+        .map_err(|e| error_chain(&e))?;
+    resp.json().await.map_err(|e| error_chain(&e))
 }

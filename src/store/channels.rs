@@ -82,17 +82,6 @@ where
         Ok(())
     }
 
-    pub(super) async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>> {
-        let row = sqlx::query_as::<B, ActorRow>(&format!(
-            "SELECT {ACTOR_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             JOIN channels c ON c.id = u.channel_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(ActorRow::split).transpose()
-    }
-
     pub(super) async fn channel(&self, id: i64) -> Result<Channel> {
         let mut c = self.reader.acquire().await?;
         Self::channel_of(&mut c, id).await

@@ -9,7 +9,7 @@
 //!
 //! The store is in rooms by domain: `channels.rs`, `webhooks.rs`, `content.rs` (with
 //! `links.rs`, and `outbox.rs` for the events it writes), `queue.rs` (the delivery engine's
-//! side) and `log.rs`; rows decode in `rows.rs`, and `sql.rs` hands [`Store`]'s calls to them.
+//! side), `log.rs` and `tokens.rs`; rows decode in `rows.rs`, and `sql.rs` hands [`Store`]'s calls to them.
 //!
 //! Times are Unix milliseconds. Transactions are short and never span the network. A content
 //! change and the event and deliveries it causes are written in one transaction (an outbox):
@@ -18,7 +18,8 @@
 //! recorded in another transaction; the HTTP call in between holds no transaction.
 
 use crate::domain::content::{
-    Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, User, Video, VideoPatch,
+    Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
+    VideoPatch,
 };
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
@@ -37,6 +38,7 @@ mod queue;
 mod rows;
 mod sql;
 pub mod sqlite;
+mod tokens;
 mod types;
 mod webhooks;
 
@@ -183,6 +185,17 @@ pub trait Store: Send + Sync + 'static {
     /// Hands claimed deliveries (`(delivery id, lease)`) back unattempted: claimable again at
     /// once (they were due when claimed).
     async fn release(&self, claims: &[(i64, i64)]) -> Result<()>;
+
+    // Tokens and roles (CLI).
+    /// The API tokens of the channel with this subdomain, or of every channel; oldest first.
+    async fn list_tokens(&self, channel: Option<&str>) -> Result<Vec<TokenInfo>>;
+    /// Revokes a token by its ID (as [`Store::list_tokens`] shows it), as of `now` (ms): the API
+    /// refuses it from then on. A revoked token stays revoked as it was. Returns the token as it
+    /// was before; `NotFound` when no token has this ID.
+    async fn revoke_token(&self, id: i64, now: i64) -> Result<TokenInfo>;
+    /// Gives the user with this email, in the channel with this subdomain, `role`. Returns the
+    /// role the user had; `NotFound` when there is no such user.
+    async fn set_user_role(&self, channel: &str, email: &str, role: Role) -> Result<Role>;
 }
 
 /// The database a URL names, by its scheme.
@@ -228,4 +241,50 @@ pub async fn connect(database_url: &str, channel_url: &str) -> Result<SharedStor
             Arc::new(postgres::PostgresStore::connect(database_url, channel_url).await?)
         }
     })
+}
+
+/// An API token as `herald token list` shows it (never the token itself: only its hash is
+/// stored).
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    pub id: i64,
+    /// The channel's subdomain.
+    pub channel: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: i64,
+    /// When the token last authenticated a request, to the minute (it is written at most once a
+    /// minute per token); `None` if never since herald began to keep it.
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Opens one connection to a PostgreSQL `database_url`, once, and closes it: this tells at once
+/// why the server cannot be reached, where a pool retries a refused connection until its
+/// timeout and then reports only the timeout. Nothing to do for SQLite.
+pub async fn probe(database_url: &str) -> Result<()> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        use sqlx::Connection;
+        let options: sqlx::postgres::PgConnectOptions = database_url.parse()?;
+        let conn = sqlx::PgConnection::connect_with(&options).await?;
+        let _ = conn.close().await;
+    }
+    Ok(())
+}
+
+impl StoreError {
+    /// Whether the database server could not be reached, or is starting up: worth trying
+    /// again, unlike a refused password or a missing database.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut,
+            ) => true,
+            // cannot_connect_now (starting up or shutting down), too_many_connections.
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("57P03" | "53300"))
+            }
+            _ => false,
+        }
+    }
 }

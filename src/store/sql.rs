@@ -7,7 +7,8 @@ use super::{
     WebhookFilter,
 };
 use crate::domain::content::{
-    Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, User, Video, VideoPatch,
+    Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
+    VideoPatch,
 };
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
@@ -85,7 +86,7 @@ where
     }
 
     async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>> {
-        self.authenticate(token_hash).await
+        self.authenticate_noting_use(token_hash).await
     }
 
     async fn channel(&self, id: i64) -> Result<Channel> {
@@ -276,5 +277,18 @@ where
 
     async fn release(&self, claims: &[(i64, i64)]) -> Result<()> {
         self.release(claims).await
+    }
+
+    // Tokens and roles (CLI).
+    async fn list_tokens(&self, channel: Option<&str>) -> Result<Vec<super::TokenInfo>> {
+        self.tokens(channel).await
+    }
+
+    async fn revoke_token(&self, id: i64, now: i64) -> Result<super::TokenInfo> {
+        self.revoke(id, now).await
+    }
+
+    async fn set_user_role(&self, channel: &str, email: &str, role: Role) -> Result<Role> {
+        self.set_role(channel, email, role).await
     }
 }
