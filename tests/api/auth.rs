@@ -1,11 +1,11 @@
 //! Authentication, roles, channel isolation and hostile requests.
 
-use crate::helpers::{spawn_app, token_for, SECRET_A};
+use crate::helpers::{spawn_app, token_for, TestApp, SECRET_A};
 use herald::domain::content::Role;
 use serde_json::{json, Value};
 
 async fn post(
-    app: &crate::helpers::TestApp,
+    app: &TestApp,
     auth: Option<&str>,
     content_type: &str,
     body: impl Into<reqwest::Body>,
@@ -224,38 +224,15 @@ async fn another_channels_objects_are_not_found() {
     assert_eq!(r["data"]["channel"]["subdomain"], "other");
     assert_eq!(r["data"]["channel"]["webhooks"]["nodes"], json!([]));
     // And the webhook is untouched for its own channel.
-    let r = app
-        .graphql(
-            "query ($id: ID!) { node(id: $id) { ... on Webhook { enabled } } }",
-            json!({ "id": hook }),
-        )
-        .await;
-    assert_eq!(r["data"]["node"]["enabled"], true);
+    assert_eq!(app.webhook(&hook, "enabled").await["enabled"], true);
 }
 
 #[tokio::test]
-async fn health_and_readiness() {
+async fn health_and_readiness_answer_200_and_graphiql_is_served() {
     let app = spawn_app().await;
-    let h = app
-        .http()
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
-    assert_eq!(h.status(), 200);
-    let r = app
-        .http()
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .expect("readyz");
-    assert_eq!(r.status(), 200);
-    let g = app
-        .http()
-        .get(app.url("/api/graphql"))
-        .send()
-        .await
-        .expect("graphiql");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let g = app.get("/api/graphql").await;
     assert_eq!(g.status(), 200);
     assert!(g
         .text()

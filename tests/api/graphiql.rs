@@ -3,12 +3,11 @@
 //! unreachable; it needs `chromium` and `chromedriver` and is skipped without them, unless
 //! `HERALD_REQUIRE_BROWSER=1` (as in CI) makes their absence a failure.
 
-use crate::helpers::{spawn_app, DEADLINE};
+use crate::helpers::{closed_port, eventually, spawn_app, DEADLINE};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 
 /// The asset paths the page loads, as written in it (relative to `/api/graphql`).
@@ -228,8 +227,7 @@ async fn set_editor(client: &Client, editor: &str, text: &str) {
 /// edit): until then, the run button would run the previous one.
 async fn set_query(client: &Client, query: &str) {
     set_editor(client, "query", query).await;
-    let until = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    eventually(DEADLINE, || async {
         let parsed = client
             .execute(
                 "return document.querySelector(arguments[0]).CodeMirror.documentAST?.loc?.source?.body",
@@ -238,30 +236,25 @@ async fn set_query(client: &Client, query: &str) {
             .await
             .expect("read the parsed query");
         if parsed == json!(query) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("GraphiQL has parsed {parsed}, not {query:?}"))
         }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "GraphiQL never parsed {query:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
 }
 
 /// The JSON in GraphiQL's response pane, once `done` holds for it; fails at the deadline.
 async fn wait_for_response(client: &Client, done: impl Fn(&Value) -> bool) -> Value {
-    let until = tokio::time::Instant::now() + DEADLINE;
-    loop {
+    let done = &done;
+    eventually(DEADLINE, || async move {
         let text = editor_text(client, "response").await;
-        if let Some(response) = serde_json::from_str::<Value>(&text).ok().filter(&done) {
-            return response;
+        match serde_json::from_str::<Value>(&text).ok().filter(done) {
+            Some(response) => Ok(response),
+            None => Err(format!("GraphiQL's response pane shows {text:?}")),
         }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "GraphiQL's response pane never showed what was expected: {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Headless Chromium driven through chromedriver, with every host but loopback unreachable:
@@ -316,10 +309,7 @@ impl Browser {
         // chromedriver keeps writing to stdout; a full pipe would stall it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-        let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let dead_port = closed_port();
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {

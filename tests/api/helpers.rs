@@ -1,28 +1,72 @@
-//! Shared test helpers: a real herald on port 0 with a fresh database, a GraphQL client, and a
-//! receiver on loopback that records what it gets and answers as told.
+//! Shared test helpers: a real herald on port 0 with a fresh database, a GraphQL client, a
+//! receiver on loopback that records what it gets and answers as told, the `herald` binary as a
+//! child process, and [`eventually`] for what can only be polled.
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+mod process;
+mod receiver;
+
+pub use process::{fails, herald, herald_on, succeeds, Process};
+pub use receiver::{Reply, TestReceiver};
+
 use herald::app::{create_token, App, TokenRequest};
 use herald::config::Config;
 use herald::domain::content::Role;
+use herald::domain::ids::{decode, Kind};
 use herald::store::SharedStore;
 use serde_json::{json, Value};
-use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 /// How long any wait in a test may take before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The pause between two looks in [`eventually`].
+const POLL: Duration = Duration::from_millis(20);
+
 pub const SECRET_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const SECRET_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 pub const SECRET_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+/// Polls `check` until it returns `Ok`, and returns what it holds; fails at `deadline`,
+/// showing the last `Err` (what was seen instead).
+///
+/// For state that announces no change: rows in the database, another process, a browser page.
+/// What can be awaited (a request reaching a [`TestReceiver`], a line a [`Process`] prints) is
+/// awaited instead.
+pub async fn eventually<T, E, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(seen) => assert!(
+                tokio::time::Instant::now() < until,
+                "not so within {deadline:?}; last seen: {seen:#?}"
+            ),
+        }
+        // What is polled here tells no one when it changes, so there is nothing to await: this
+        // is the pause between two looks, not a guess at how long something takes.
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A port on loopback where nothing listens (it was free a moment ago).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("addr").port()
+}
+
+/// A webhook URL on loopback where nothing listens.
+pub fn closed_url() -> String {
+    format!("http://127.0.0.1:{}/hook", closed_port())
+}
 
 /// A fresh database: a temporary SQLite file, or a new PostgreSQL database on the server of
 /// `HERALD_TEST_DATABASE_URL` (dropped afterwards).
@@ -212,16 +256,7 @@ impl TestApp {
     }
 
     pub async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> Value {
-        let resp = self
-            .http
-            .post(self.url("/api/graphql"))
-            .header("Authorization", format!("Token token=\"{token}\""))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request");
-        assert_eq!(resp.status(), 200, "GraphQL over HTTP answers 200");
-        resp.json().await.expect("JSON answer")
+        graphql_at(&self.http, &self.url(""), token, query, variables).await
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -272,6 +307,13 @@ impl TestApp {
             .to_owned()
     }
 
+    /// A webhook to `rx` for COLLECTION events, signed with [`SECRET_A`], with `retries`;
+    /// returns its global ID.
+    pub async fn collection_hook(&self, rx: &TestReceiver, retries: i64) -> String {
+        self.create_webhook(&rx.url(), &["COLLECTION"], &[SECRET_A], retries)
+            .await
+    }
+
     /// The delivery log of a webhook, newest first, with attempts.
     pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
         let r = self
@@ -294,205 +336,141 @@ impl TestApp {
         webhook_id: &str,
         done: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let until = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let d = self.deliveries(webhook_id).await;
-            if done(&d) {
-                return d;
+        let done = &done;
+        eventually(DEADLINE, || async move {
+            let log = self.deliveries(webhook_id).await;
+            if done(&log) {
+                Ok(log)
+            } else {
+                Err(log)
             }
-            assert!(
-                tokio::time::Instant::now() < until,
-                "deliveries never reached the expected state: {d:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
+    }
+
+    /// Deletes the webhook `id` (as admin).
+    pub async fn delete_webhook(&self, id: &str) {
+        let r = self
+            .graphql(
+                "mutation ($i: DeleteWebhookInput!) { deleteWebhook(input: $i) { errors { message } } }",
+                json!({ "i": { "webhookId": id } }),
+            )
+            .await;
+        assert_eq!(r["data"]["deleteWebhook"]["errors"], json!([]), "{r}");
+    }
+
+    /// The webhook `id`'s `fields` (e.g. `"enabled disabledReason"`), as read by the admin.
+    pub async fn webhook(&self, id: &str, fields: &str) -> Value {
+        let r = self
+            .graphql(
+                &format!(
+                    "query ($id: ID!) {{ node(id: $id) {{ ... on Webhook {{ {fields} }} }} }}"
+                ),
+                json!({ "id": id }),
+            )
+            .await;
+        r["data"]["node"].clone()
+    }
+
+    /// How many webhooks the channel has.
+    pub async fn webhook_count(&self) -> usize {
+        let r = self
+            .graphql(
+                "{ channel { webhooks(first: 100) { nodes { id } } } }",
+                json!({}),
+            )
+            .await;
+        r["data"]["channel"]["webhooks"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("webhooks: {r}"))
+            .len()
     }
 }
 
-/// One request a receiver got.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub headers: HeaderMap,
-    pub body: Bytes,
+/// Sends a GraphQL request to the herald at `base` (`http://host:port`) with `token`.
+pub async fn post_graphql(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> reqwest::Response {
+    http.post(format!("{base}/api/graphql"))
+        .header("Authorization", format!("Token token=\"{token}\""))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("request")
 }
 
-impl Received {
-    pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("header {name} missing"))
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("JSON body")
-    }
-
-    /// The headers as (name, value) pairs, for herald-verify.
-    pub fn header_pairs(&self) -> Vec<(String, String)> {
-        self.headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect()
-    }
+/// [`post_graphql`]'s whole JSON answer, which GraphQL over HTTP sends with 200.
+pub async fn graphql_at(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let resp = post_graphql(http, base, token, query, variables).await;
+    assert_eq!(resp.status(), 200, "GraphQL over HTTP answers 200");
+    resp.json().await.expect("JSON answer")
 }
 
-/// How the receiver answers one request.
-#[derive(Debug, Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub delay: Duration,
-}
-
-impl Reply {
-    pub fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-        }
-    }
-}
-
-#[derive(Default)]
-struct ReceiverState {
-    received: Mutex<Vec<Received>>,
-    script: Mutex<VecDeque<Reply>>,
-    default: Mutex<Option<Reply>>,
-    notify: Notify,
-}
-
-/// A webhook receiver on loopback. Answers 200 unless told otherwise.
-pub struct TestReceiver {
-    pub addr: SocketAddr,
-    state: Arc<ReceiverState>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl TestReceiver {
-    pub async fn start() -> TestReceiver {
-        let state = Arc::new(ReceiverState::default());
-        let router = Router::new().fallback(receive).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind receiver");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        TestReceiver {
-            addr,
-            state,
-            _server: server,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    /// The next requests get these answers, in order; then the default.
-    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
-        self.state.script.lock().expect("lock").extend(replies);
-    }
-
-    /// Every request without a scripted answer gets this one.
-    pub fn always(&self, reply: Reply) {
-        *self.state.default.lock().expect("lock") = Some(reply);
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.state.received.lock().expect("lock").clone()
-    }
-
-    /// Waits until at least `n` requests arrived; fails at the deadline.
-    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let until = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let notified = self.state.notify.notified();
-            let got = self.received();
-            if got.len() >= n {
-                return got;
-            }
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            assert!(
-                !left.is_zero(),
-                "receiver got {} of {n} requests",
-                got.len()
-            );
-            let _ = tokio::time::timeout(left, notified).await;
-        }
-    }
-}
-
-async fn receive(
-    State(state): State<Arc<ReceiverState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let reply = {
-        let scripted = state.script.lock().expect("lock").pop_front();
-        scripted
-            .or_else(|| state.default.lock().expect("lock").clone())
-            .unwrap_or(Reply::status(200))
-    };
-    state
-        .received
-        .lock()
-        .expect("lock")
-        .push(Received { headers, body });
-    state.notify.notify_waiters();
-    if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
-    }
-    let mut resp = (
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
-        "receiver says hi",
+/// The HTTP status of `{ viewer { id } }` with `token`: 200 if the token works, else 401.
+pub async fn viewer_status(base: &str, token: &str) -> u16 {
+    post_graphql(
+        &reqwest::Client::new(),
+        base,
+        token,
+        "{ viewer { id } }",
+        json!({}),
     )
-        .into_response();
-    for (name, value) in reply.headers {
-        if let Ok(v) = value.parse() {
-            resp.headers_mut().insert(name, v);
-        }
-    }
-    resp
+    .await
+    .status()
+    .as_u16()
 }
 
-/// A child process whose stdout is read line by line as it comes.
-pub struct Process {
-    pub child: tokio::process::Child,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+/// Creates a collection named `name` (as admin); returns its global ID.
+pub async fn collection(app: &TestApp, name: &str) -> String {
+    let r = app
+        .graphql(
+            "mutation ($n: String!) { createCollection(input: {name: $n}) { collection { id } errors { message } } }",
+            json!({ "n": name }),
+        )
+        .await;
+    assert_eq!(r["data"]["createCollection"]["errors"], json!([]), "{r}");
+    r["data"]["createCollection"]["collection"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned()
 }
 
-impl Process {
-    /// Spawns `cmd` with stdout piped; the process is killed when this is dropped.
-    pub fn spawn(cmd: &mut tokio::process::Command) -> Process {
-        let mut child = cmd
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        Process {
-            child,
-            lines: tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout)),
-        }
-    }
+/// The numeric ID behind a webhook's global ID, for tests that work the store directly.
+pub fn webhook_id(global: &str) -> i64 {
+    decode(Kind::Webhook, global).expect("a webhook ID")
+}
 
-    /// The next line containing `needle`; fails at the deadline or if the process exits.
-    pub async fn expect_line(&mut self, needle: &str) -> String {
-        let until = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let left = until.saturating_duration_since(tokio::time::Instant::now());
-            let line = tokio::time::timeout(left, self.lines.next_line())
-                .await
-                .unwrap_or_else(|_| panic!("the process never printed {needle:?}"))
-                .expect("read stdout")
-                .unwrap_or_else(|| panic!("the process exited before printing {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
+/// Each delivery's status, in log order.
+pub fn statuses(log: &[Value]) -> Vec<&str> {
+    log.iter()
+        .map(|x| x["status"].as_str().unwrap_or(""))
+        .collect()
+}
+
+/// The log has deliveries, and each one has SUCCEEDED or FAILED for good.
+pub fn finished(log: &[Value]) -> bool {
+    !log.is_empty()
+        && log
+            .iter()
+            .all(|x| x["status"] == "SUCCEEDED" || x["status"] == "FAILED")
+}
+
+/// The log holds exactly `n` deliveries, each with `status`.
+pub fn all_are(n: usize, status: &'static str) -> impl Fn(&[Value]) -> bool {
+    move |log| log.len() == n && log.iter().all(|x| x["status"] == status)
+}
+
+/// The newest delivery has `status`.
+pub fn first_is(status: &'static str) -> impl Fn(&[Value]) -> bool {
+    move |log| log.first().is_some_and(|x| x["status"] == status)
 }

@@ -1,14 +1,16 @@
-//! `herald listen`: a herald server, the listen CLI and a local receiver, all on loopback.
+//! `herald listen`: a herald server, the listen CLI and a local receiver, all on loopback; and
+//! what listen refuses before it connects.
 
-use crate::helpers::{spawn_app, start_at, Process, TestApp, TestReceiver, DEADLINE};
+use crate::helpers::{
+    all_are, closed_port, collection, fails, first_is, herald, spawn_app, start_at, Process,
+    TestApp, TestReceiver, DEADLINE,
+};
 use herald_verify::{Scheme, Verifier};
 use serde_json::json;
 
 fn listen(app: &TestApp, forward_to: &str) -> Process {
     Process::spawn(
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-            .env_clear()
-            .env("RUST_LOG", "warn")
+        herald()
             .args([
                 "listen",
                 "--server",
@@ -22,26 +24,25 @@ fn listen(app: &TestApp, forward_to: &str) -> Process {
     )
 }
 
-/// Runs `herald listen` with `token`, which herald must refuse; returns its stderr.
+/// Runs `herald listen` against `server` with `token`, forwarding to `forward_to`; it must
+/// fail. Returns its stderr.
+async fn listen_fails(server: &str, token: &str, forward_to: &str) -> String {
+    fails(herald().args([
+        "listen",
+        "--server",
+        server,
+        "--token",
+        token,
+        "--forward-to",
+        forward_to,
+    ]))
+    .await
+}
+
+/// Runs `herald listen` against `app` with `token`, which herald must refuse; returns its
+/// stderr.
 async fn refused(app: &TestApp, token: &str) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .env_clear()
-        .args([
-            "listen",
-            "--server",
-            &app.url(""),
-            "--forward-to",
-            "http://127.0.0.1:9/hook",
-            "--token",
-            token,
-        ])
-        .output();
-    let out = tokio::time::timeout(DEADLINE, out)
-        .await
-        .expect("exits")
-        .expect("run");
-    assert!(!out.status.success());
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    listen_fails(&app.url(""), token, "http://127.0.0.1:9/hook").await
 }
 
 async fn listener_webhook(app: &TestApp) -> String {
@@ -63,16 +64,6 @@ async fn listener_webhook(app: &TestApp) -> String {
     hook["id"].as_str().expect("id").to_owned()
 }
 
-async fn create_collection(app: &TestApp, name: &str) {
-    let r = app
-        .graphql(
-            "mutation ($n: String!) { createCollection(input: {name: $n}) { errors { message } } }",
-            json!({"n": name}),
-        )
-        .await;
-    assert_eq!(r["data"]["createCollection"]["errors"], json!([]), "{r}");
-}
-
 #[tokio::test]
 async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_restart() {
     let app = spawn_app().await;
@@ -84,7 +75,7 @@ async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_re
     let secret_line = listen.expect_line("Webhook secret").await;
     let secret = secret_line.rsplit(' ').next().expect("secret").to_owned();
 
-    create_collection(&app, "Local one").await;
+    collection(&app, "Local one").await;
     let got = local.wait_for(1).await;
     assert_eq!(got[0].json()["collection"]["name"], "Local one");
     let headers = got[0].header_pairs();
@@ -100,11 +91,7 @@ async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_re
     assert!(line.contains("-> 200"), "{line}");
 
     let hook = listener_webhook(&app).await;
-    let log = app
-        .wait_for_deliveries(&hook, |d| {
-            d.first().is_some_and(|x| x["status"] == "SUCCEEDED")
-        })
-        .await;
+    let log = app.wait_for_deliveries(&hook, first_is("SUCCEEDED")).await;
     assert_eq!(log[0]["attempts"][0]["code"], 200);
     assert_eq!(log[0]["attempts"][0]["responseBody"], "receiver says hi");
 
@@ -113,14 +100,12 @@ async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_re
     let (config, addr) = (app.config.clone(), app.addr.to_string());
     let db = app.stop().await;
     let app = start_at(db, config, &addr).await;
-    create_collection(&app, "While reconnecting").await;
+    collection(&app, "While reconnecting").await;
     listen.expect_line("Reconnected").await;
     let got = local.wait_for(2).await;
     assert_eq!(got[1].json()["collection"]["name"], "While reconnecting");
-    app.wait_for_deliveries(&hook, |d| {
-        d.len() == 2 && d.iter().all(|x| x["status"] == "SUCCEEDED")
-    })
-    .await;
+    app.wait_for_deliveries(&hook, all_are(2, "SUCCEEDED"))
+        .await;
 
     // Ctrl-C (SIGINT) removes the listener.
     let pid = listen.child.id().expect("pid");
@@ -134,10 +119,7 @@ async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_re
         .expect("listen exits")
         .expect("wait");
     assert!(exit.success(), "{exit}");
-    let r = app
-        .graphql("{ channel { webhooks { nodes { id } } } }", json!({}))
-        .await;
-    assert_eq!(r["data"]["channel"]["webhooks"]["nodes"], json!([]));
+    assert_eq!(app.webhook_count().await, 0);
 }
 
 #[tokio::test]
@@ -152,4 +134,30 @@ async fn a_member_cannot_listen() {
     let app = spawn_app().await;
     let stderr = refused(&app, &app.member_token).await;
     assert!(stderr.contains("Only channel admins"), "{stderr}");
+}
+
+#[tokio::test]
+async fn listen_refuses_a_forward_to_that_is_not_an_http_url_before_connecting() {
+    for bad in [
+        "nonsense",
+        "localhost:3000",
+        "ftp://example.com/hook",
+        "/hook",
+    ] {
+        // Nothing listens there: the URL is refused before any connection is tried.
+        let server = format!("http://127.0.0.1:{}", closed_port());
+        let err = listen_fails(&server, "hrld_x", bad).await;
+        assert!(err.contains("--forward-to"), "{err}");
+        assert!(err.contains("absolute http:// or https:// URL"), "{err}");
+        assert!(!err.contains("Connection refused"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn listen_to_a_server_that_never_answered_fails_with_the_cause() {
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let err = listen_fails(&server, "hrld_x", "http://127.0.0.1:9/hook").await;
+    assert!(err.contains("cannot reach herald at"), "{err}");
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(!err.contains("reconnecting"), "{err}");
 }

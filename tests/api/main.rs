@@ -5,10 +5,15 @@
 mod auth;
 mod cli;
 mod content;
-mod delivery;
+mod delivery_log;
 mod graphiql;
 mod helpers;
+mod isolation;
 mod listen;
+mod payloads;
+mod queue;
 mod receivers;
+mod retries;
 mod schema;
+mod serve;
 mod webhooks;

@@ -1,6 +1,8 @@
 //! The receiving side: test pings, redelivery, endpoint handshakes and the example receiver.
 
-use crate::helpers::{spawn_app, Process, Reply, TestApp, TestReceiver, SECRET_A, SECRET_B};
+use crate::helpers::{
+    collection, first_is, spawn_app, Process, Reply, TestReceiver, SECRET_A, SECRET_B,
+};
 use herald_verify::Verifier;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -79,19 +81,9 @@ async fn a_failing_ping_reports_the_failure_and_is_not_retried() {
 async fn redelivery_sends_the_same_nonce_and_body_and_appends_an_attempt() {
     let app = spawn_app().await;
     let rx = TestReceiver::start().await;
-    let hook = app
-        .create_webhook(&rx.url(), &["COLLECTION"], &[SECRET_A], 3)
-        .await;
-    app.graphql(
-        "mutation { createCollection(input: {name: \"Again\"}) { errors { message } } }",
-        json!({}),
-    )
-    .await;
-    let log = app
-        .wait_for_deliveries(&hook, |d| {
-            d.first().is_some_and(|x| x["status"] == "SUCCEEDED")
-        })
-        .await;
+    let hook = app.collection_hook(&rx, 3).await;
+    collection(&app, "Again").await;
+    let log = app.wait_for_deliveries(&hook, first_is("SUCCEEDED")).await;
     let r = app
         .graphql(REDELIVER, json!({"i": {"deliveryId": log[0]["id"]}}))
         .await;
@@ -122,15 +114,6 @@ async fn redelivery_sends_the_same_nonce_and_body_and_appends_an_attempt() {
     );
 }
 
-async fn webhook_count(app: &TestApp) -> usize {
-    let r = app
-        .graphql("{ channel { webhooks { nodes { id } } } }", json!({}))
-        .await;
-    r["data"]["channel"]["webhooks"]["nodes"]
-        .as_array()
-        .map_or(0, Vec::len)
-}
-
 #[tokio::test]
 async fn endpoints_that_fail_the_handshake_are_refused_and_nothing_is_saved() {
     let app = spawn_app().await;
@@ -138,11 +121,7 @@ async fn endpoints_that_fail_the_handshake_are_refused_and_nothing_is_saved() {
     let missing = TestReceiver::start().await;
     missing.always(Reply::status(404));
     let slow = TestReceiver::start().await;
-    slow.always(Reply {
-        status: 200,
-        headers: vec![],
-        delay: Duration::from_secs(5),
-    });
+    slow.always(Reply::ok_after(Duration::from_secs(5)));
     for (rx, expect) in [
         (&plain, "not JSON"),
         (&missing, "404"),
@@ -160,7 +139,7 @@ async fn endpoints_that_fail_the_handshake_are_refused_and_nothing_is_saved() {
             "{r}"
         );
     }
-    assert_eq!(webhook_count(&app).await, 0);
+    assert_eq!(app.webhook_count().await, 0);
 }
 
 /// The example receiver, started as a process.
@@ -218,18 +197,10 @@ async fn the_example_receiver_verifies_dedupes_and_answers_the_handshake() {
         "{r}"
     );
 
-    app.graphql(
-        "mutation { createCollection(input: {name: \"From herald\"}) { errors { message } } }",
-        json!({}),
-    )
-    .await;
+    collection(&app, "From herald").await;
     let line = example.expect_line("collection.created").await;
     assert!(line.contains("\"From herald\""), "{line}");
-    let log = app
-        .wait_for_deliveries(&hook, |d| {
-            d.first().is_some_and(|x| x["status"] == "SUCCEEDED")
-        })
-        .await;
+    let log = app.wait_for_deliveries(&hook, first_is("SUCCEEDED")).await;
     app.graphql(REDELIVER, json!({"i": {"deliveryId": log[0]["id"]}}))
         .await;
     example.expect_line("duplicate").await;
