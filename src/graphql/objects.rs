@@ -8,7 +8,7 @@ use super::{
 use crate::domain::content::{Channel, Collection, User, Video};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::event;
-use crate::domain::ids::{self, encode, Kind};
+use crate::domain::ids::{self, encode, ChannelId, DeliveryId, Kind, Typed, WebhookId};
 use crate::domain::time::from_ms;
 use crate::domain::webhook::Webhook;
 use crate::store::{DeliveryFilter, WebhookFilter};
@@ -75,8 +75,8 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
     let ch = user.channel_id;
     let store = &svc.store;
     Ok(match kind {
-        Kind::Channel if n == ch => {
-            found(store.channel(n).await)?.map(|c| Node::Channel(ChannelObject(c)))
+        Kind::Channel if ChannelId(n) == ch => {
+            found(store.channel(ch).await)?.map(|c| Node::Channel(ChannelObject(c)))
         }
         Kind::Channel => None,
         Kind::User => found(store.users(ch, &[n]).await)?
@@ -84,11 +84,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
             .map(|u| Node::User(UserObject(u))),
         Kind::Webhook => {
             require_admin(user)?;
-            found(store.webhook(ch, n).await)?.map(|w| Node::Webhook(WebhookObject(w)))
+            found(store.webhook(ch, WebhookId(n)).await)?.map(|w| Node::Webhook(WebhookObject(w)))
         }
         Kind::WebhookDelivery => {
             require_admin(user)?;
-            found(store.delivery(ch, n).await)?.map(|d| Node::WebhookDelivery(DeliveryObject(d)))
+            let delivery = store.delivery(ch, DeliveryId(n)).await;
+            found(delivery)?.map(|d| Node::WebhookDelivery(DeliveryObject(d)))
         }
         Kind::Video => found(store.video(ch, n).await)?.map(|v| Node::Video(VideoObject(v))),
         Kind::Collection => {
@@ -102,7 +103,7 @@ pub struct UserObject(pub User);
 #[Object(name = "User")]
 impl UserObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::User, self.0.id))
+        ID(self.0.id.global())
     }
     async fn first_name(&self) -> &str {
         &self.0.first_name
@@ -126,7 +127,7 @@ pub struct ChannelObject(pub Channel);
 #[Object(name = "Channel")]
 impl ChannelObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::Channel, self.0.id))
+        ID(self.0.id.global())
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -166,7 +167,7 @@ impl ChannelObject {
             .list_webhooks(self.0.id, &filter, p)
             .await
             .map_err(internal)?;
-        Ok(connection(rows, want, |w| w.id, WebhookObject))
+        Ok(connection(rows, want, |w| w.id.get(), WebhookObject))
     }
 
     async fn videos(
@@ -211,7 +212,7 @@ impl ChannelObject {
             .list_users(self.0.id, p)
             .await
             .map_err(internal)?;
-        Ok(connection(rows, want, |u| u.id, UserObject))
+        Ok(connection(rows, want, |u| u.id.get(), UserObject))
     }
 }
 
@@ -224,7 +225,7 @@ pub struct WebhookObject(pub Webhook);
 #[Object(name = "Webhook")]
 impl WebhookObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::Webhook, self.0.id))
+        ID(self.0.id.global())
     }
     async fn url(&self) -> &str {
         &self.0.url
@@ -261,7 +262,7 @@ impl WebhookObject {
         };
         let mut users = services(ctx)?
             .store
-            .users(self.0.channel_id, &[id])
+            .users(self.0.channel_id, &[id.get()])
             .await
             .map_err(internal)?;
         Ok(users.pop().map(UserObject))
@@ -286,7 +287,7 @@ impl WebhookObject {
             .list_deliveries(self.0.channel_id, self.0.id, &filter, p)
             .await
             .map_err(internal)?;
-        Ok(connection(rows, want, |d| d.id, DeliveryObject))
+        Ok(connection(rows, want, |d| d.id.get(), DeliveryObject))
     }
 }
 
@@ -295,7 +296,7 @@ pub struct DeliveryObject(pub Delivery);
 #[Object(name = "WebhookDelivery")]
 impl DeliveryObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::WebhookDelivery, self.0.id))
+        ID(self.0.id.global())
     }
     /// Sent as `Rewatch-Hook-Delivery-Nonce` and `webhook-id`; the same for every attempt.
     async fn nonce(&self) -> &str {
@@ -331,7 +332,7 @@ impl DeliveryObject {
             .await
             .map_err(internal)?;
         Ok(event::body(
-            &encode(Kind::Webhook, self.0.webhook_id),
+            &self.0.webhook_id.global(),
             &self.0.nonce,
             self.0.event_at,
             self.0.event.as_str(),

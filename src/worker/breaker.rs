@@ -2,6 +2,7 @@
 //! [`TRIP`] failures in a row it gets none for a pause, then one probe, so a dead receiver with
 //! a large backlog costs almost nothing while its deliveries wait. A success closes it.
 
+use crate::domain::ids::WebhookId;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -20,13 +21,13 @@ struct Failing {
 /// The breakers of the webhooks that are failing; the others have none.
 #[derive(Default)]
 pub(super) struct Breakers {
-    failing: HashMap<i64, Failing>,
+    failing: HashMap<WebhookId, Failing>,
 }
 
 impl Breakers {
     /// How many attempts `webhook` may have in flight at `now`, `share` being what a healthy
     /// webhook gets: none while its breaker pauses it, one while it is failing.
-    pub(super) fn allowed(&self, webhook: i64, share: usize, now: Instant) -> usize {
+    pub(super) fn allowed(&self, webhook: WebhookId, share: usize, now: Instant) -> usize {
         match self.failing.get(&webhook) {
             None => share,
             Some(Failing {
@@ -38,7 +39,7 @@ impl Breakers {
     }
 
     /// Counts the outcome of an attempt to `webhook` that finished at `now`.
-    pub(super) fn record(&mut self, webhook: i64, succeeded: bool, now: Instant) {
+    pub(super) fn record(&mut self, webhook: WebhookId, succeeded: bool, now: Instant) {
         if succeeded {
             self.failing.remove(&webhook);
             return;
@@ -55,7 +56,7 @@ impl Breakers {
     }
 
     /// The webhooks that are failing, paused or not.
-    pub(super) fn failing(&self) -> impl Iterator<Item = i64> + '_ {
+    pub(super) fn failing(&self) -> impl Iterator<Item = WebhookId> + '_ {
         self.failing.keys().copied()
     }
 }
@@ -63,6 +64,7 @@ impl Breakers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::DeliveryId;
     use crate::worker::scheduler::Scheduler;
     use crate::worker::testing::{done, set};
 
@@ -70,29 +72,29 @@ mod tests {
     fn a_failing_webhook_gets_one_slot_then_a_pause_then_a_probe() {
         let mut s = Scheduler::new(100, 10);
         let t0 = Instant::now();
-        s.start(1, 7, 0);
+        s.start(DeliveryId(1), WebhookId(7), 0);
         s.finish(&done(1, 7, false), t0);
-        assert_eq!(s.claim_quotas(&set(&[7]), t0).as_pairs(), [(7, 1)]);
+        assert_eq!(s.claim_quotas(&set(&[7]), t0).pairs(), [(7, 1)]);
         for d in 2..=TRIP as i64 {
-            s.start(d, 7, 0);
+            s.start(DeliveryId(d), WebhookId(7), 0);
             s.finish(&done(d, 7, false), t0);
         }
         assert!(s.claim_quotas(&set(&[7]), t0).is_empty(), "paused");
         assert_eq!(
-            s.claim_quotas(&set(&[7]), t0 + PAUSE).as_pairs(),
+            s.claim_quotas(&set(&[7]), t0 + PAUSE).pairs(),
             [(7, 1)],
             "one probe after the pause"
         );
-        s.start(99, 7, 0);
+        s.start(DeliveryId(99), WebhookId(7), 0);
         s.finish(&done(99, 7, false), t0 + PAUSE);
         assert!(
             s.claim_quotas(&set(&[7]), t0 + PAUSE * 2).is_empty(),
             "the pause doubles"
         );
-        s.start(100, 7, 0);
+        s.start(DeliveryId(100), WebhookId(7), 0);
         s.finish(&done(100, 7, true), t0);
         assert_eq!(
-            s.claim_quotas(&set(&[7]), t0).as_pairs(),
+            s.claim_quotas(&set(&[7]), t0).pairs(),
             [(7, 10)],
             "a success closes the breaker"
         );
@@ -102,11 +104,16 @@ mod tests {
     fn the_pause_stops_growing_at_a_minute() {
         let mut b = Breakers::default();
         let t0 = Instant::now();
+        let hook = WebhookId(3);
         for _ in 0..TRIP + 20 {
-            b.record(3, false, t0);
+            b.record(hook, false, t0);
         }
-        assert_eq!(b.allowed(3, 8, t0 + MAX_PAUSE - PAUSE), 0, "still paused");
-        assert_eq!(b.allowed(3, 8, t0 + MAX_PAUSE), 1, "one probe");
-        assert_eq!(b.failing().collect::<Vec<_>>(), [3]);
+        assert_eq!(
+            b.allowed(hook, 8, t0 + MAX_PAUSE - PAUSE),
+            0,
+            "still paused"
+        );
+        assert_eq!(b.allowed(hook, 8, t0 + MAX_PAUSE), 1, "one probe");
+        assert_eq!(b.failing().collect::<Vec<_>>(), [hook]);
     }
 }

@@ -9,6 +9,7 @@ mod delivery;
 mod graphiql;
 mod helpers;
 mod listen;
+mod outbox;
 mod receivers;
 mod schema;
 mod webhooks;
