@@ -290,7 +290,8 @@ impl App {
             },
             hub.clone(),
         ));
-        let outbox = Outbox::new(store.clone(), engine.clone(), hub);
+        let listener_grace = Duration::from_millis(config.listener_grace_ms);
+        let outbox = Outbox::new(store.clone(), engine.clone(), hub, listener_grace);
         let services = Services {
             store: store.clone(),
             net: config.net_policy(),

@@ -85,7 +85,7 @@ pub struct Delivery {
     pub event_at: i64,
     pub nonce: String,
     pub status: DeliveryStatus,
-    /// Re-attempts made so far.
+    /// Re-attempts made so far: the attempts in its log but the first (a redelivery counts).
     pub retries: i64,
     /// Where the latest attempt went (before any, where the first will go).
     pub url: String,

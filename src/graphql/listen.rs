@@ -96,8 +96,8 @@ impl Subscription {
             .collect();
         let Listening {
             webhook: hook,
-            session,
             deliveries: rx,
+            attachment,
         } = match svc.outbox.listen(actor, &events, listener).await {
             Ok(listening) => listening,
             Err(outbox::Error::NotFound) => {
@@ -113,12 +113,12 @@ impl Subscription {
             secret: hook.secrets.first().cloned(),
             delivery: None,
         };
-        // The session lives as long as the stream: when the client goes, it detaches.
+        // The attachment lives as long as the stream: when the client goes, it detaches.
         let deliveries = stream::unfold(
-            (rx, session, webhook_id),
-            |(mut rx, session, webhook_id)| async move {
+            (rx, attachment, webhook_id),
+            |(mut rx, attachment, webhook_id)| async move {
                 let pushed = rx.recv().await?;
-                Some((message(&webhook_id, pushed), (rx, session, webhook_id)))
+                Some((message(&webhook_id, pushed), (rx, attachment, webhook_id)))
             },
         );
         Ok(stream::once(async move { ready }).chain(deliveries))

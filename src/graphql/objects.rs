@@ -243,6 +243,13 @@ impl WebhookObject {
     async fn retries(&self) -> i64 {
         self.0.retries
     }
+    /// While the webhook's receiver keeps failing, herald holds its deliveries back until this
+    /// time (then tries one); `null` when it does not. A success (from a delivery, `testWebhook`
+    /// or `redeliverWebhookDelivery`) or a new URL ends it. Kept by each herald process for
+    /// itself.
+    async fn paused_until(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(services(ctx)?.outbox.paused_until(self.0.id).map(from_ms))
+    }
     async fn events(&self) -> Vec<WebhookEvent> {
         self.0.events.iter().map(|e| (*e).into()).collect()
     }
@@ -308,7 +315,7 @@ impl DeliveryObject {
     async fn status(&self) -> WebhookDeliveryStatus {
         self.0.status.into()
     }
-    /// Re-attempts made so far.
+    /// Re-attempts made so far: every attempt in `attempts` but the first.
     async fn retries(&self) -> i64 {
         self.0.retries
     }

@@ -30,8 +30,9 @@ use async_trait::async_trait;
 use hub::ListenerHub;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-pub use listen::Listening;
+pub use listen::{Attachment, Listening, LISTENER_GONE};
 
 /// What the outbox needs of the delivery engine (implemented by `worker::Engine`).
 #[async_trait]
@@ -52,6 +53,12 @@ pub trait Deliverer: Send + Sync + 'static {
     /// The endpoint handshake (see `worker::sender::Sender::handshake`); `Err` says why the
     /// endpoint failed it.
     async fn handshake(&self, url: &str, token: &str) -> Result<(), HandshakeFailed>;
+    /// Forgets what the engine learnt of a webhook's receiver (its circuit breaker), and wakes
+    /// it for the webhook: the webhook was given a new URL.
+    fn reset(&self, webhook: WebhookId);
+    /// Until when (ms) the engine holds a failing webhook's deliveries back, if it does (the
+    /// time may have passed).
+    fn paused_until(&self, webhook: WebhookId) -> Option<i64>;
 }
 
 /// Why an endpoint failed the handshake, in a sentence for the admin who asked for it.
@@ -112,11 +119,25 @@ struct Parts {
     store: SharedStore,
     engine: Arc<dyn Deliverer>,
     hub: Arc<ListenerHub>,
+    /// How long a `herald listen` listener may stay disconnected before it is ended.
+    listener_grace: Duration,
 }
 
 impl Outbox {
-    pub fn new(store: SharedStore, engine: Arc<dyn Deliverer>, hub: Arc<ListenerHub>) -> Self {
-        Outbox(Arc::new(Parts { store, engine, hub }))
+    /// The outbox of `store`, handing deliveries to `engine` and `herald listen` sessions to
+    /// `hub`; a listener disconnected for longer than `listener_grace` is ended.
+    pub fn new(
+        store: SharedStore,
+        engine: Arc<dyn Deliverer>,
+        hub: Arc<ListenerHub>,
+        listener_grace: Duration,
+    ) -> Self {
+        Outbox(Arc::new(Parts {
+            store,
+            engine,
+            hub,
+            listener_grace,
+        }))
     }
 
     /// Makes a change to a video; returns the video after it (for a deletion, as it was).
@@ -199,6 +220,15 @@ impl Outbox {
             parts.attempt_now(channel, claim).await
         })
         .await
+    }
+}
+
+impl Outbox {
+    /// Until when this process holds back the deliveries of a webhook whose receiver keeps
+    /// failing (its circuit breaker); `None` when it does not.
+    pub fn paused_until(&self, webhook: WebhookId) -> Option<i64> {
+        let until = self.0.engine.paused_until(webhook)?;
+        (until > crate::domain::time::now_ms()).then_some(until)
     }
 }
 

@@ -22,7 +22,8 @@ impl Outbox {
     }
 
     /// Changes a webhook; with a verify token, only once its (new or current) URL passed the
-    /// handshake. A webhook enabled again is woken: its queued deliveries resume.
+    /// handshake. A webhook enabled again is woken: its queued deliveries resume; one given a
+    /// URL starts afresh, its circuit breaker closed.
     pub async fn update_webhook(
         &self,
         actor: &Actor,
@@ -41,7 +42,9 @@ impl Outbox {
         let parts = self.0.clone();
         detached(async move {
             let hook = parts.store.update_webhook(channel, id, &patch).await?;
-            if hook.enabled && patch.enabled == Some(true) {
+            if patch.url.is_some() {
+                parts.engine.reset(hook.id);
+            } else if hook.enabled && patch.enabled == Some(true) {
                 parts.engine.wake(&[hook.id]);
             }
             Ok(hook)

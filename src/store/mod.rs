@@ -37,6 +37,7 @@ mod events;
 mod group;
 mod ids;
 mod links;
+mod listeners;
 mod log;
 pub mod postgres;
 mod queue;
@@ -100,6 +101,28 @@ pub trait Store: Send + Sync + 'static {
         filter: &WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>>;
+
+    // `herald listen` webhooks.
+    /// Attaches a `herald listen` session (`session`, unique to the connection) to the
+    /// channel's listener webhook `id`, enabling it again if it had been ended. `NotFound`
+    /// unless it is a listener webhook of the channel.
+    async fn attach_listener(
+        &self,
+        channel_id: ChannelId,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+    ) -> Result<Webhook>;
+    /// Ends listener webhook `id` whose session `session` is gone, unless another session has
+    /// attached since: it is disabled (`FAILING`), and its queued deliveries end `FAILED`, each
+    /// with an attempt whose message is `message`. Returns how many deliveries it ended.
+    async fn end_listener(
+        &self,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+        message: &str,
+    ) -> Result<u64>;
 
     // Channel content. Each change writes its event, and a delivery of it to each subscribed
     // webhook, in its own transaction; the deliveries `hand_off` allows are written claimed.

@@ -16,9 +16,13 @@ pub(super) const WEBHOOK_COLUMNS: &str =
 pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at";
 pub(super) const COLLECTION_COLUMNS: &str =
     "id, channel_id, parent_id, name, slug, description, secret, created_at, updated_at";
+/// The columns of a [`DeliveryRow`], from `deliveries d` joined with `events e`. `attempts` is
+/// counted in the log: `deliveries.retries` counts the retries scheduled, one ahead of those
+/// made while a retry waits.
 pub(super) const DELIVERY_COLUMNS: &str =
     "d.id, d.webhook_id, d.event_id, e.name AS event_name, e.at AS event_at, d.nonce, \
-     d.status, d.retries, d.url, d.next_attempt_at, d.created_at, d.updated_at";
+     d.status, (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts, \
+     d.url, d.next_attempt_at, d.created_at, d.updated_at";
 /// The columns of an [`ActorRow`], from `users u` joined with `channels c`.
 pub(super) const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
      c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at";
@@ -254,7 +258,7 @@ pub(super) struct DeliveryRow {
     event_at: i64,
     nonce: String,
     status: String,
-    retries: i64,
+    attempts: i64,
     url: String,
     next_attempt_at: i64,
     created_at: i64,
@@ -274,7 +278,7 @@ impl TryFrom<DeliveryRow> for Delivery {
             status: DeliveryStatus::parse(&r.status)
                 .ok_or_else(|| corrupt("deliveries.status", &r.status))?,
             nonce: r.nonce,
-            retries: r.retries,
+            retries: (r.attempts - 1).max(0),
             url: r.url,
             next_attempt_at: r.next_attempt_at,
             created_at: r.created_at,

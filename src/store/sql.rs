@@ -138,6 +138,26 @@ where
         self.list_webhooks(channel_id, filter, page).await
     }
 
+    async fn attach_listener(
+        &self,
+        channel_id: ChannelId,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+    ) -> Result<Webhook> {
+        self.attach_listener(channel_id, id, session, now).await
+    }
+
+    async fn end_listener(
+        &self,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+        message: &str,
+    ) -> Result<u64> {
+        self.end_listener(id, session, now, message).await
+    }
+
     async fn create_video(
         &self,
         actor: &Actor,

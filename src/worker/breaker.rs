@@ -1,6 +1,7 @@
 //! The circuit breaker. A webhook that just failed gets one attempt in flight at a time; after
 //! [`TRIP`] failures in a row it gets none for a pause, then one probe, so a dead receiver with
-//! a large backlog costs almost nothing while its deliveries wait. A success closes it.
+//! a large backlog costs almost nothing while its deliveries wait. A success closes it, from
+//! any path (a ping or a redelivery too), and so does a new URL.
 
 use crate::domain::ids::WebhookId;
 use std::collections::HashMap;
@@ -22,6 +23,9 @@ struct Failing {
 #[derive(Default)]
 pub(super) struct Breakers {
     failing: HashMap<WebhookId, Failing>,
+    /// Grows whenever a pause begins or a breaker closes, so the pauses are published only
+    /// when they changed.
+    version: u64,
 }
 
 impl Breakers {
@@ -41,7 +45,7 @@ impl Breakers {
     /// Counts the outcome of an attempt to `webhook` that finished at `now`.
     pub(super) fn record(&mut self, webhook: WebhookId, succeeded: bool, now: Instant) {
         if succeeded {
-            self.failing.remove(&webhook);
+            self.close(webhook);
             return;
         }
         let failing = self.failing.entry(webhook).or_insert(Failing {
@@ -52,7 +56,27 @@ impl Breakers {
         if failing.consecutive >= TRIP {
             let trips = (failing.consecutive - TRIP).min(16);
             failing.paused_until = Some(now + PAUSE.saturating_mul(1 << trips).min(MAX_PAUSE));
+            self.version += 1;
         }
+    }
+
+    /// Forgets a webhook's failures: it gets its whole share again.
+    pub(super) fn close(&mut self, webhook: WebhookId) {
+        if let Some(failing) = self.failing.remove(&webhook) {
+            if failing.paused_until.is_some() {
+                self.version += 1;
+            }
+        }
+    }
+
+    /// When each paused webhook may be tried again (some of those times may have passed).
+    pub(super) fn pauses(&self) -> impl Iterator<Item = (WebhookId, Instant)> + '_ {
+        let paused = self.failing.iter();
+        paused.filter_map(|(w, f)| f.paused_until.map(|until| (*w, until)))
+    }
+
+    pub(super) fn version(&self) -> u64 {
+        self.version
     }
 
     /// The webhooks that are failing, paused or not.

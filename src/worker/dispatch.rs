@@ -42,6 +42,8 @@ struct Arrivals {
     /// Webhooks with deliveries enqueued.
     woken: HashSet<WebhookId>,
     handed_over: Vec<HandedOver>,
+    /// Webhooks whose breaker is to close (woken too).
+    closed: Vec<WebhookId>,
 }
 
 /// A delivery a change claimed for this engine.
@@ -58,6 +60,15 @@ impl Intake {
         }
         if let Ok(mut arrivals) = self.arrivals.lock() {
             arrivals.woken.extend(webhook_ids);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Closes a webhook's breaker and wakes the dispatcher for it.
+    pub(super) fn close_breaker(&self, webhook: WebhookId) {
+        if let Ok(mut arrivals) = self.arrivals.lock() {
+            arrivals.closed.push(webhook);
+            arrivals.woken.insert(webhook);
         }
         self.notify.notify_one();
     }
@@ -251,6 +262,9 @@ impl Dispatcher {
 
     fn take_arrivals(&mut self) {
         let arrivals = self.engine.intake.take();
+        for webhook in arrivals.closed {
+            self.scheduler.close_breaker(webhook);
+        }
         self.candidates.extend(arrivals.woken);
         for h in arrivals.handed_over {
             self.scheduler

@@ -45,9 +45,9 @@ use async_trait::async_trait;
 use dispatch::Intake;
 use scheduler::Scheduler;
 use sender::Sender;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The engine's settings.
 #[derive(Debug, Clone)]
@@ -84,12 +84,15 @@ pub struct Engine {
     listeners: Arc<ListenerHub>,
 }
 
-/// The dispatcher's word on hand-offs: whether it takes none, and which webhooks it has no room
-/// for.
+/// The dispatcher's word on hand-offs (whether it takes none, and which webhooks it has no room
+/// for), and its breakers' pauses.
 #[derive(Default)]
 struct HandOffLimits {
     refuse_all: bool,
     busy_webhooks: Arc<HashSet<WebhookId>>,
+    /// When each paused webhook may be tried again (ms), as of `breakers_version`.
+    paused: HashMap<WebhookId, i64>,
+    breakers_version: u64,
 }
 
 impl Engine {
@@ -120,6 +123,14 @@ impl Engine {
             limits.refuse_all = refuse_all;
             if *limits.busy_webhooks != busy {
                 limits.busy_webhooks = Arc::new(busy);
+            }
+            let breakers = scheduler.breakers();
+            if limits.breakers_version != breakers.version() {
+                limits.breakers_version = breakers.version();
+                let (now, now_ms) = (Instant::now(), now_ms());
+                let at = |until: Instant| now_ms + millis(until.saturating_duration_since(now));
+                let paused = breakers.pauses().map(|(w, until)| (w, at(until)));
+                limits.paused = paused.collect();
             }
         }
     }
@@ -161,10 +172,22 @@ impl Deliverer for Engine {
                 millis(self.config.disable_after),
             )
             .await?;
-        if matches!(record.fate, Fate::Retry { .. }) {
-            self.intake.wake(&[record.webhook_id]);
+        match record.fate {
+            // The receiver is back: its queued deliveries need not wait out a pause.
+            Fate::Succeeded => self.intake.close_breaker(record.webhook_id),
+            Fate::Retry { .. } => self.intake.wake(&[record.webhook_id]),
+            Fate::Failed { .. } => {}
         }
         Ok(())
+    }
+
+    fn reset(&self, webhook: WebhookId) {
+        self.intake.close_breaker(webhook);
+    }
+
+    fn paused_until(&self, webhook: WebhookId) -> Option<i64> {
+        let limits = self.hand_off_limits.lock().ok()?;
+        limits.paused.get(&webhook).copied()
     }
 
     async fn handshake(&self, url: &str, token: &str) -> Result<(), HandshakeFailed> {

@@ -320,6 +320,16 @@ impl Scheduler {
         *self.in_flight_per_webhook.entry(webhook).or_default() += 1;
     }
 
+    /// The breakers, to read.
+    pub(super) fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// Closes a webhook's breaker: a success elsewhere, or a new URL.
+    pub(super) fn close_breaker(&mut self, webhook: WebhookId) {
+        self.breakers.close(webhook);
+    }
+
     /// Frees the attempt's room, and tells its webhook's breaker how it went.
     pub(super) fn finish(&mut self, done: &Recorded, now: Instant) {
         self.in_flight.remove(&done.attempt.delivery_id);

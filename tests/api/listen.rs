@@ -4,7 +4,7 @@ use crate::helpers::{spawn_app, start_at, Process, TestApp, TestReceiver, DEADLI
 use herald_verify::{Scheme, Verifier};
 use serde_json::json;
 
-fn listen(app: &TestApp, forward_to: &str) -> Process {
+pub(crate) fn listen(app: &TestApp, forward_to: &str) -> Process {
     Process::spawn(
         tokio::process::Command::new(env!("CARGO_BIN_EXE_herald"))
             .env_clear()
@@ -44,7 +44,7 @@ async fn refused(app: &TestApp, token: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-async fn listener_webhook(app: &TestApp) -> String {
+pub(crate) async fn listener_webhook(app: &TestApp) -> String {
     let r = app
         .graphql("{ channel { webhooks { nodes { id url } } } }", json!({}))
         .await;
@@ -63,7 +63,7 @@ async fn listener_webhook(app: &TestApp) -> String {
     hook["id"].as_str().expect("id").to_owned()
 }
 
-async fn create_collection(app: &TestApp, name: &str) {
+pub(crate) async fn create_collection(app: &TestApp, name: &str) {
     let r = app
         .graphql(
             "mutation ($n: String!) { createCollection(input: {name: $n}) { errors { message } } }",

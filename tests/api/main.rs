@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod content;
 mod delivery;
+mod delivery_state;
 mod graphiql;
 mod helpers;
 mod listen;
