@@ -1,10 +1,12 @@
-//! Composition and lifecycle: [`App::build`] wires config, store, schema and engine;
+//! Composition and lifecycle: [`App::build`] wires config, store, engine, outbox and schema;
 //! [`App::serve`] runs the HTTP server and the delivery engine until shutdown.
 
 use crate::config::Config;
 use crate::domain::content::{NewUser, Role};
 use crate::domain::token;
 use crate::graphql::{self, Services};
+use crate::outbox::hub::ListenerHub;
+use crate::outbox::Outbox;
 use crate::store::{self, SharedStore, StoreError};
 use crate::worker::sender::Sender;
 use crate::worker::{Engine, EngineConfig};
@@ -54,6 +56,8 @@ pub struct App {
     pub config: Config,
     pub store: SharedStore,
     pub engine: Arc<Engine>,
+    /// Where every change is made (the API's, and tests').
+    pub outbox: Outbox,
     services: Services,
 }
 
@@ -271,6 +275,7 @@ impl App {
         let store =
             connect_store(&config.database_url, &config.channel_url, Patience::Forever).await?;
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
+        let hub = Arc::new(ListenerHub::default());
         let engine = Arc::new(Engine::new(
             store.clone(),
             sender,
@@ -283,16 +288,20 @@ impl App {
                 poll: Duration::from_millis(config.poll_ms),
                 shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             },
+            hub.clone(),
         ));
+        let listener_grace = Duration::from_millis(config.listener_grace_ms);
+        let outbox = Outbox::new(store.clone(), engine.clone(), hub, listener_grace);
         let services = Services {
             store: store.clone(),
             net: config.net_policy(),
-            engine: engine.clone(),
+            outbox: outbox.clone(),
         };
         Ok(App {
             config,
             store,
             engine,
+            outbox,
             services,
         })
     }

@@ -89,6 +89,12 @@ pub struct Config {
     /// (to be made again by the next process), in milliseconds.
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+
+    /// How long a `herald listen` listener may stay disconnected (its CLI killed, or cut off)
+    /// before it is ended: disabled, its queued deliveries failed. A CLI that reconnects
+    /// sooner keeps its listener and gets the deliveries queued meanwhile. In milliseconds.
+    #[arg(long, env = "HERALD_LISTENER_GRACE_MS", default_value_t = 60_000)]
+    pub listener_grace_ms: u64,
 }
 
 /// A setting that cannot work.
@@ -315,6 +321,7 @@ impl std::fmt::Debug for Config {
             .field("webhook_concurrency", &self.webhook_concurrency)
             .field("poll_ms", &self.poll_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("listener_grace_ms", &self.listener_grace_ms)
             .finish()
     }
 }

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tracing::Instrument;
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -42,8 +43,25 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "errors": [{ "message": message }] }))).into_response()
 }
 
+/// `POST /api/graphql`, answered by a task of its own: a request herald has received runs to
+/// its end even if its client hangs up, so a mutation is never cut off between two changes.
 async fn graphql(
     State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let answer = answer(state, headers, body).in_current_span();
+    match tokio::spawn(answer).await {
+        Ok(response) => response,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "Shutting down"),
+        },
+    }
+}
+
+async fn answer(
+    state: HttpState,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {

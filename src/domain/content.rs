@@ -1,5 +1,6 @@
 //! Channel content: channels, users, videos, collections, and the rules for their input.
 
+use super::ids::{ChannelId, UserId};
 use super::Invalid;
 
 pub const MAX_TITLE_LEN: usize = 300;
@@ -13,7 +14,7 @@ pub const MAX_IDS: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct Channel {
-    pub id: i64,
+    pub id: ChannelId,
     pub subdomain: String,
     pub name: String,
     pub description: Option<String>,
@@ -45,8 +46,8 @@ impl Role {
 
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: i64,
-    pub channel_id: i64,
+    pub id: UserId,
+    pub channel_id: ChannelId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
@@ -89,7 +90,7 @@ impl Visibility {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Video {
     pub id: i64,
-    pub channel_id: i64,
+    pub channel_id: ChannelId,
     pub title: String,
     /// Fixed at creation: a renamed video keeps its URL.
     pub slug: String,
@@ -108,7 +109,7 @@ pub struct Video {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collection {
     pub id: i64,
-    pub channel_id: i64,
+    pub channel_id: ChannelId,
     pub parent_id: Option<i64>,
     pub name: String,
     /// Fixed at creation: a renamed collection keeps its URL.

@@ -1,7 +1,9 @@
 //! Deliveries (one event to one webhook) and their attempts (one HTTP try each).
 
 use super::event::EventName;
+use super::ids::{DeliveryId, EventId, WebhookId};
 use super::retry::RetryPolicy;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
 use std::time::Duration;
 
@@ -75,15 +77,15 @@ impl AttemptResult {
 /// A stored delivery.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub id: i64,
-    pub webhook_id: i64,
-    pub event_id: i64,
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
+    pub event_id: EventId,
     pub event: EventName,
     /// When the event happened (the payload's `at`).
     pub event_at: i64,
     pub nonce: String,
     pub status: DeliveryStatus,
-    /// Re-attempts made so far.
+    /// Re-attempts made so far: the attempts in its log but the first (a redelivery counts).
     pub retries: i64,
     /// Where the latest attempt went (before any, where the first will go).
     pub url: String,
@@ -92,11 +94,10 @@ pub struct Delivery {
     pub updated_at: i64,
 }
 
-/// A recorded attempt.
+/// One HTTP try, as the delivery log keeps it: what the engine records, and what a user reads.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    pub id: i64,
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub at: i64,
     pub url: String,
     pub code: Option<i64>,
@@ -137,38 +138,67 @@ pub struct AttemptOutcome {
     pub retry_after: Option<Duration>,
 }
 
-/// What happens to a delivery after an attempt.
+/// What an attempt came to: its outcome, when it was made, how long it took, and the start of
+/// the answer's body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub outcome: AttemptOutcome,
+    pub at: DateTime<Utc>,
+    pub duration: Duration,
+    pub response_body: Option<String>,
+}
+
+/// What becomes of a delivery after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub enum Fate {
     Succeeded,
-    /// Retry after this long; the delivery's `retries` grows by one.
-    Retry(Duration),
-    /// No retries left, or the receiver said `410 Gone`.
+    /// Due again at this time (ms).
+    Retry {
+        at: i64,
+    },
+    /// No retries left, or the receiver said `410 Gone` (`gone`: its webhook is disabled).
     Failed {
         gone: bool,
     },
 }
 
-/// Decides a delivery's fate after an attempt. `retries_made` counts re-attempts before this one;
-/// `max_retries` is the webhook's `retries`.
+impl Fate {
+    /// The delivery's status once its fate is recorded.
+    pub fn status(self) -> DeliveryStatus {
+        match self {
+            Fate::Succeeded => DeliveryStatus::Succeeded,
+            Fate::Retry { .. } => DeliveryStatus::Retrying,
+            Fate::Failed { .. } => DeliveryStatus::Failed,
+        }
+    }
+}
+
+/// Decides a delivery's fate after an attempt made at `now` (ms). `retries_made` counts
+/// re-attempts before this one; `max_retries` is the webhook's `retries`; `unit` draws the
+/// retry's jitter.
 pub fn decide(
     outcome: &AttemptOutcome,
     retries_made: i64,
     max_retries: i64,
     policy: &RetryPolicy,
     unit: f64,
-) -> Next {
+    now: i64,
+) -> Fate {
     if outcome.result == AttemptResult::Success {
-        return Next::Succeeded;
+        return Fate::Succeeded;
     }
     if outcome.code == Some(410) {
-        return Next::Failed { gone: true };
+        return Fate::Failed { gone: true };
     }
     if retries_made >= max_retries {
-        return Next::Failed { gone: false };
+        return Fate::Failed { gone: false };
     }
     let n = u32::try_from(retries_made + 1).unwrap_or(u32::MAX);
-    Next::Retry(policy.next_delay(n, outcome.retry_after, unit))
+    let delay = policy.next_delay(n, outcome.retry_after, unit);
+    let delay = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+    Fate::Retry {
+        at: now.saturating_add(delay),
+    }
 }
 
 #[cfg(test)]
@@ -218,26 +248,27 @@ mod tests {
             message: None,
             retry_after: None,
         };
-        assert_eq!(decide(&ok, 0, 3, &p, 0.5), Next::Succeeded);
+        let now = 1_000;
+        assert_eq!(decide(&ok, 0, 3, &p, 0.5, now), Fate::Succeeded);
         assert_eq!(
-            decide(&failed(Some(500)), 0, 3, &p, 0.5),
-            Next::Retry(Duration::from_secs(30))
+            decide(&failed(Some(500)), 0, 3, &p, 0.5, now),
+            Fate::Retry { at: now + 30_000 }
         );
         assert_eq!(
-            decide(&failed(Some(500)), 2, 3, &p, 0.5),
-            Next::Retry(Duration::from_secs(480))
+            decide(&failed(Some(500)), 2, 3, &p, 0.5, now),
+            Fate::Retry { at: now + 480_000 }
         );
         assert_eq!(
-            decide(&failed(Some(500)), 3, 3, &p, 0.5),
-            Next::Failed { gone: false }
+            decide(&failed(Some(500)), 3, 3, &p, 0.5, now),
+            Fate::Failed { gone: false }
         );
         assert_eq!(
-            decide(&failed(Some(500)), 0, 0, &p, 0.5),
-            Next::Failed { gone: false }
+            decide(&failed(Some(500)), 0, 0, &p, 0.5, now),
+            Fate::Failed { gone: false }
         );
         assert_eq!(
-            decide(&failed(Some(410)), 0, 3, &p, 0.5),
-            Next::Failed { gone: true }
+            decide(&failed(Some(410)), 0, 3, &p, 0.5, now),
+            Fate::Failed { gone: true }
         );
     }
 }

@@ -6,7 +6,7 @@
 //! never re-serialised.
 
 use super::content::{Channel, Collection, User, Video};
-use super::ids::{encode, Kind};
+use super::ids::{encode, Kind, Typed};
 use super::time::format_ms;
 use super::webhook::WebhookEvent;
 use serde_json::{json, Map, Value};
@@ -114,7 +114,7 @@ impl Catalog {
         }
         Catalog {
             channel_url,
-            users: users.into_iter().map(|u| (u.id, u)).collect(),
+            users: users.into_iter().map(|u| (u.id.get(), u)).collect(),
             collections: collections.into_iter().map(|c| (c.id, c)).collect(),
             children,
         }
@@ -137,7 +137,7 @@ impl Catalog {
 
     pub fn user_json(user: &User) -> Value {
         json!({
-            "id": encode(Kind::User, user.id),
+            "id": user.id.global(),
             "firstName": user.first_name,
             "lastName": user.last_name,
             "email": user.email,

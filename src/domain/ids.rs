@@ -1,4 +1,5 @@
-//! Global IDs: standard base64 (with padding) of `<Type>-<n>`, e.g. `V2ViaG9vay0x` = `Webhook-1`.
+//! Row ids, typed by what they name, and global IDs: standard base64 (with padding) of
+//! `<Type>-<n>`, e.g. `V2ViaG9vay0x` = `Webhook-1`.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -39,6 +40,79 @@ impl Kind {
     }
 }
 
+/// Defines a row id: a `Copy` newtype over the row's integer key, so a webhook's id cannot be
+/// passed where a delivery's is wanted. The store binds and decodes them as integers.
+macro_rules! row_id {
+    ($(#[$m:meta])* $name:ident $(, $kind:ident)?) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The row's integer key.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        $(impl Typed for $name {
+            const KIND: Kind = Kind::$kind;
+            fn new(n: i64) -> Self {
+                $name(n)
+            }
+        })?
+    };
+}
+
+row_id!(
+    /// A webhook's id.
+    WebhookId, Webhook
+);
+row_id!(
+    /// A delivery's id.
+    DeliveryId, WebhookDelivery
+);
+row_id!(
+    /// An event's id (events have no global ID: they are read through their deliveries).
+    EventId
+);
+row_id!(
+    /// A channel's id.
+    ChannelId, Channel
+);
+row_id!(
+    /// A user's id.
+    UserId, User
+);
+
+/// A row id with a global ID.
+pub trait Typed: Copy + Into<i64> {
+    const KIND: Kind;
+    fn new(n: i64) -> Self;
+
+    /// This row's global ID.
+    fn global(self) -> String {
+        encode(Self::KIND, self.into())
+    }
+
+    /// The row a global ID names, if it is of this type.
+    fn decode(global: &str) -> Option<Self> {
+        decode(Self::KIND, global).map(Self::new)
+    }
+}
+
 /// Encodes the global ID of row `id` of type `kind`.
 pub fn encode(kind: Kind, id: i64) -> String {
     BASE64.encode(format!("{}-{id}", kind.name()))
@@ -73,6 +147,9 @@ mod tests {
         assert_eq!(encode(Kind::Video, 11820), "VmlkZW8tMTE4MjA=");
         assert_eq!(encode(Kind::Collection, 1376), "Q29sbGVjdGlvbi0xMzc2");
         assert_eq!(decode(Kind::Video, "VmlkZW8tMTE4MjA="), Some(11820));
+        assert_eq!(WebhookId(1).global(), "V2ViaG9vay0x");
+        assert_eq!(UserId::decode("VXNlci02MTcz"), Some(UserId(6173)));
+        assert_eq!(DeliveryId::decode("V2ViaG9vay0x"), None, "a webhook's ID");
     }
 
     #[test]

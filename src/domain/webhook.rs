@@ -1,5 +1,6 @@
 //! Webhooks: where to send, with which secrets, for which events.
 
+use super::ids::{ChannelId, UserId, WebhookId};
 use super::net::NetPolicy;
 use super::Invalid;
 use std::net::IpAddr;
@@ -210,6 +211,29 @@ pub fn parse_description(raw: Option<&str>) -> Result<Option<String>, Invalid> {
     }
 }
 
+/// The most characters of an endpoint handshake's verify token.
+pub const MAX_VERIFY_TOKEN_LEN: usize = 256;
+
+/// The token an endpoint handshake sends (`hub.verify_token`): 1 to 256 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyToken(String);
+
+impl VerifyToken {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() || raw.chars().count() > MAX_VERIFY_TOKEN_LEN {
+            return Err(Invalid::new(
+                "verifyToken",
+                format!("verifyToken must be 1 to {MAX_VERIFY_TOKEN_LEN} characters"),
+            ));
+        }
+        Ok(VerifyToken(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A webhook as a caller gives it, validated.
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
@@ -238,8 +262,8 @@ pub struct WebhookPatch {
 /// A stored webhook.
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    pub id: i64,
-    pub channel_id: i64,
+    pub id: WebhookId,
+    pub channel_id: ChannelId,
     pub url: String,
     pub description: Option<String>,
     pub events: Vec<WebhookEvent>,
@@ -247,7 +271,7 @@ pub struct Webhook {
     pub retries: i64,
     pub enabled: bool,
     pub disabled_reason: Option<DisabledReason>,
-    pub creator_id: Option<i64>,
+    pub creator_id: Option<UserId>,
     pub created_at: i64,
     pub updated_at: i64,
     pub listener: bool,

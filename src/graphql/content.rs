@@ -1,15 +1,15 @@
-//! Channel content mutations (admins and members). Each change emits its event; the store
-//! writes it with the change, and the delivery engine is woken for the webhooks it reached.
+//! Channel content mutations (admins and members). Each change emits its event: the outbox
+//! writes it with the change and sees its deliveries handed to the delivery engine.
 
 use super::objects::{CollectionObject, VideoObject};
 use super::{
-    input_id, input_ids, outcome, services, viewer, Problems, Services, UserError, VideoVisibility,
-    Viewer, ViewerObject,
+    actor, input_id, input_ids, made, services, viewer, Problems, UserError, VideoVisibility,
+    ViewerObject,
 };
 use crate::domain::content::{self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch};
 use crate::domain::ids::Kind;
 use crate::domain::Invalid;
-use crate::store::{Actor, Changed, StoreError};
+use crate::outbox::{CollectionChange, VideoChange};
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -122,40 +122,6 @@ fn duration(raw: Option<f64>) -> Result<Option<f64>, Invalid> {
     raw.map(rules::parse_duration).transpose()
 }
 
-/// The viewer making a change; what the change enqueues is claimed for this process's engine.
-fn actor(svc: &Services, ctx: &Context<'_>) -> Result<Actor> {
-    let viewer = &ctx.data::<Viewer>()?.0;
-    Ok(Actor {
-        user: viewer.user.clone(),
-        channel: viewer.channel.clone(),
-        hand_off: svc.engine.hand_off_terms(),
-    })
-}
-
-/// Runs a parsed change against the store and hands the engine what it enqueued.
-async fn apply<T, O>(
-    svc: &Services,
-    parsed: Result<
-        impl std::future::Future<Output = Result<Changed<T>, StoreError>>,
-        Vec<UserError>,
-    >,
-    id_field: &str,
-    wrap: impl Fn(T) -> O,
-) -> Result<(Option<O>, Vec<UserError>)> {
-    let fut = match parsed {
-        Err(errors) => return Ok((None, errors)),
-        Ok(f) => f,
-    };
-    match outcome(fut.await, id_field)? {
-        Ok(changed) => {
-            svc.engine.hand_off(changed.claimed, changed.claimed_until);
-            svc.engine.wake(&changed.enqueued);
-            Ok((Some(wrap(changed.value)), Vec::new()))
-        }
-        Err(errors) => Ok((None, errors)),
-    }
-}
-
 #[derive(Default)]
 pub struct ContentMutations;
 
@@ -167,8 +133,7 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: CreateVideoInput,
     ) -> Result<VideoPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
+        let user = viewer(ctx)?;
         let mut p = Problems::default();
         let title = p.check(rules::parse_title(&input.title));
         let summary = p.check(rules::parse_summary(input.summary.as_deref().unwrap_or("")));
@@ -200,12 +165,10 @@ impl ContentMutations {
             }
             _ => None,
         };
-        let parsed = p.done(new);
-        let fut = parsed
-            .as_ref()
-            .map(|new| svc.store.create_video(actor, new))
-            .map_err(Clone::clone);
-        let (video, errors) = apply(svc, fut, "title", VideoObject).await?;
+        let parsed = p.done(new).map(VideoChange::Create);
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_video(actor.clone(), c));
+        let (video, errors) = made(change, "title", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -220,11 +183,13 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: PublishVideoInput,
     ) -> Result<VideoPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
-        let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
-        let fut = parsed.map(|id| svc.store.publish_video(actor, id));
-        let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
+        let user = viewer(ctx)?;
+        let parsed = input_id(Kind::Video, &input.video_id, "videoId")
+            .map(VideoChange::Publish)
+            .map_err(|e| vec![e.into()]);
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_video(actor.clone(), c));
+        let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -239,8 +204,7 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: UpdateVideoInput,
     ) -> Result<VideoPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
+        let user = viewer(ctx)?;
         let mut p = Problems::default();
         let id = p.check(input_id(Kind::Video, &input.video_id, "videoId"));
         let patch = VideoPatch {
@@ -278,12 +242,10 @@ impl ContentMutations {
             )
             .flatten(),
         };
-        let parsed = p.done(id.map(|id| (id, patch)));
-        let fut = parsed
-            .as_ref()
-            .map(|(id, patch)| svc.store.update_video(actor, *id, patch))
-            .map_err(Clone::clone);
-        let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
+        let parsed = p.done(id.map(|id| VideoChange::Update(id, patch)));
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_video(actor.clone(), c));
+        let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -298,11 +260,13 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: DeleteVideoInput,
     ) -> Result<VideoPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
-        let parsed = input_id(Kind::Video, &input.video_id, "videoId").map_err(|e| vec![e.into()]);
-        let fut = parsed.map(|id| svc.store.delete_video(actor, id));
-        let (video, errors) = apply(svc, fut, "videoId", VideoObject).await?;
+        let user = viewer(ctx)?;
+        let parsed = input_id(Kind::Video, &input.video_id, "videoId")
+            .map(VideoChange::Delete)
+            .map_err(|e| vec![e.into()]);
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_video(actor.clone(), c));
+        let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -317,8 +281,7 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: CreateCollectionInput,
     ) -> Result<CollectionPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
+        let user = viewer(ctx)?;
         let mut p = Problems::default();
         let name = p.check(rules::parse_name(&input.name));
         let description = p.check(rules::parse_description(input.description.as_deref()));
@@ -343,12 +306,10 @@ impl ContentMutations {
             }
             _ => None,
         };
-        let parsed = p.done(new);
-        let fut = parsed
-            .as_ref()
-            .map(|new| svc.store.create_collection(actor, new))
-            .map_err(Clone::clone);
-        let (collection, errors) = apply(svc, fut, "name", CollectionObject).await?;
+        let parsed = p.done(new).map(CollectionChange::Create);
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_collection(actor.clone(), c));
+        let (collection, errors) = made(change, "name", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -363,8 +324,7 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: UpdateCollectionInput,
     ) -> Result<CollectionPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
+        let user = viewer(ctx)?;
         let mut p = Problems::default();
         let id = p.check(input_id(
             Kind::Collection,
@@ -401,12 +361,10 @@ impl ContentMutations {
                 ));
             }
         }
-        let parsed = p.done(id.map(|id| (id, patch)));
-        let fut = parsed
-            .as_ref()
-            .map(|(id, patch)| svc.store.update_collection(actor, *id, patch))
-            .map_err(Clone::clone);
-        let (collection, errors) = apply(svc, fut, "collectionId", CollectionObject).await?;
+        let parsed = p.done(id.map(|id| CollectionChange::Update(id, patch)));
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_collection(actor.clone(), c));
+        let (collection, errors) = made(change, "collectionId", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -421,12 +379,13 @@ impl ContentMutations {
         ctx: &Context<'_>,
         input: DeleteCollectionInput,
     ) -> Result<CollectionPayload> {
-        let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let actor = actor(svc, ctx)?;
+        let user = viewer(ctx)?;
         let parsed = input_id(Kind::Collection, &input.collection_id, "collectionId")
+            .map(CollectionChange::Delete)
             .map_err(|e| vec![e.into()]);
-        let fut = parsed.map(|id| svc.store.delete_collection(actor, id));
-        let (collection, errors) = apply(svc, fut, "collectionId", CollectionObject).await?;
+        let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
+        let change = parsed.map(|c| outbox.change_collection(actor.clone(), c));
+        let (collection, errors) = made(change, "collectionId", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),

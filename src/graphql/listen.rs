@@ -3,14 +3,14 @@
 //! receiver answered.
 
 use super::{
-    input_id, internal, require_admin, services, viewer, UserError, ViewerObject, WebhookEvent,
+    actor, input_row, internal, outcome, require_admin, services, viewer, UserError, ViewerObject,
+    WebhookEvent,
 };
 use crate::domain::content::Role;
 use crate::domain::delivery::RESPONSE_BODY_CAP;
-use crate::domain::ids::{self, Kind};
-use crate::domain::webhook::{parse_events, parse_secrets, NewWebhook, WebhookUrl, MAX_RETRIES};
-use crate::store::StoreError;
-use crate::worker::listeners::{Pushed, Report};
+use crate::domain::ids::{Typed, WebhookId};
+use crate::outbox::hub::{Pushed, Report};
+use crate::outbox::{self, Listening};
 use async_graphql::futures_util::stream::{self, Stream, StreamExt};
 use async_graphql::{
     Context, Enum, Error, InputObject, Object, Result, SimpleObject, Subscription, ID,
@@ -56,7 +56,7 @@ fn message(webhook_id: &ID, p: Pushed) -> ListenerMessage {
         webhook_id: webhook_id.clone(),
         secret: None,
         delivery: Some(ListenerDelivery {
-            delivery_id: ID(ids::encode(Kind::WebhookDelivery, p.delivery_id)),
+            delivery_id: ID(p.delivery_id.global()),
             nonce: p.nonce,
             event: p.event,
             headers: p
@@ -83,57 +83,42 @@ impl Subscription {
         events: Option<Vec<WebhookEvent>>,
         listener_id: Option<ID>,
     ) -> Result<impl Stream<Item = ListenerMessage>> {
-        let (svc, user) = (services(ctx)?.clone(), viewer(ctx)?.clone());
-        require_admin(&user)?;
-        let hook = match listener_id {
-            Some(id) => {
-                let n =
-                    ids::decode(Kind::Webhook, &id).ok_or_else(|| Error::new("No object found"))?;
-                match svc.store.webhook(user.channel_id, n).await {
-                    Ok(w) if w.listener => w,
-                    Ok(_) | Err(StoreError::NotFound) => {
-                        return Err(Error::new("No listener found with that ID"))
-                    }
-                    Err(e) => return Err(internal(e)),
-                }
-            }
-            None => {
-                let events: Vec<_> = events
-                    .unwrap_or_else(|| vec![WebhookEvent::Video, WebhookEvent::Collection])
-                    .into_iter()
-                    .map(Into::into)
-                    .collect();
-                let secret = format!("whl_{}", hex::encode(rand::random::<[u8; 24]>()));
-                let new = NewWebhook {
-                    url: WebhookUrl::listener(&hex::encode(rand::random::<[u8; 8]>())),
-                    description: Some("herald listen (temporary)".into()),
-                    events: parse_events(&events).map_err(|e| Error::new(e.message))?,
-                    secrets: parse_secrets(&[secret]).map_err(|e| Error::new(e.message))?,
-                    retries: MAX_RETRIES,
-                    enabled: true,
-                    listener: true,
-                };
-                svc.store
-                    .create_webhook(user.channel_id, user.id, &new)
-                    .await
-                    .map_err(internal)?
-            }
+        let (svc, actor) = (services(ctx)?, actor(ctx)?);
+        require_admin(&actor.user)?;
+        let listener = match listener_id {
+            Some(id) => Some(WebhookId::decode(&id).ok_or_else(|| Error::new("No object found"))?),
+            None => None,
         };
-        let webhook_id = ID(ids::encode(Kind::Webhook, hook.id));
-        let (session, rx) = svc.engine.listeners().attach(hook.id);
-        svc.engine.wake(&[hook.id]);
+        let events: Vec<_> = events
+            .unwrap_or_else(|| vec![WebhookEvent::Video, WebhookEvent::Collection])
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        let Listening {
+            webhook: hook,
+            deliveries: rx,
+            attachment,
+        } = match svc.outbox.listen(actor, &events, listener).await {
+            Ok(listening) => listening,
+            Err(outbox::Error::NotFound) => {
+                return Err(Error::new("No listener found with that ID"))
+            }
+            Err(outbox::Error::Invalid(e)) => return Err(Error::new(e.message)),
+            Err(e) => return Err(internal(e)),
+        };
+        let webhook_id = ID(hook.id.global());
         let ready = ListenerMessage {
             kind: ListenerMessageKind::Ready,
             webhook_id: webhook_id.clone(),
             secret: hook.secrets.first().cloned(),
             delivery: None,
         };
-        // The session lives as long as the stream: when the client goes, it detaches.
+        // The attachment lives as long as the stream: when the client goes, it detaches.
         let deliveries = stream::unfold(
-            (rx, session, webhook_id),
-            |(mut rx, session, webhook_id)| async move {
+            (rx, attachment, webhook_id),
+            |(mut rx, attachment, webhook_id)| async move {
                 let pushed = rx.recv().await?;
-                Some((message(&webhook_id, pushed), (rx, session, webhook_id)))
+                Some((message(&webhook_id, pushed), (rx, attachment, webhook_id)))
             },
         );
         Ok(stream::once(async move { ready }).chain(deliveries))
@@ -189,24 +174,24 @@ impl ListenMutations {
         let errors = if user.role != Role::Admin {
             vec![UserError::general(super::ADMIN_ONLY)]
         } else {
-            match input_id(Kind::WebhookDelivery, &input.delivery_id, "deliveryId") {
+            match input_row(&input.delivery_id, "deliveryId") {
                 Err(e) => vec![e.into()],
-                Ok(id) => match svc.store.delivery(user.channel_id, id).await {
-                    Err(StoreError::NotFound) => {
-                        vec![UserError::at("deliveryId", "No object found")]
+                Ok(id) => {
+                    let report = Report {
+                        code: input.status_code.and_then(|c| u16::try_from(c).ok()),
+                        duration_ms: i64::from(input.duration_ms.max(0)),
+                        response_body: input.response_body.map(|b| cut(b, RESPONSE_BODY_CAP)),
+                        error: input.error.map(|e| cut(e, 1000)),
+                    };
+                    let taken = svc.outbox.report(actor(ctx)?, id, report).await;
+                    match outcome(taken, "deliveryId")? {
+                        Ok(taken) => {
+                            accepted = taken;
+                            Vec::new()
+                        }
+                        Err(errors) => errors,
                     }
-                    Err(e) => return Err(internal(e)),
-                    Ok(_) => {
-                        let report = Report {
-                            code: input.status_code.and_then(|c| u16::try_from(c).ok()),
-                            duration_ms: i64::from(input.duration_ms.max(0)),
-                            response_body: input.response_body.map(|b| cut(b, RESPONSE_BODY_CAP)),
-                            error: input.error.map(|e| cut(e, 1000)),
-                        };
-                        accepted = svc.engine.listeners().report(id, report);
-                        Vec::new()
-                    }
-                },
+                }
             }
         };
         Ok(ReportListenerAttemptPayload {

@@ -2,9 +2,9 @@
 //!
 //! [`schema`] needs no runtime data, so `main`, the server and the schema-file test build the
 //! same schema. Resolvers fetch [`Services`] and the viewer from the context, parse input into
-//! domain types, call the store and convert the answer. Input the user can fix is reported in
-//! the payload's `errors`; internal failures are logged once, whole, and shown as an opaque
-//! message.
+//! domain types, read from the store or make changes through the [`Outbox`], and convert the
+//! answer. Input the user can fix is reported in the payload's `errors`; internal failures are
+//! logged once, whole, and shown as an opaque message.
 
 mod content;
 mod listen;
@@ -12,11 +12,11 @@ mod objects;
 mod webhooks;
 
 use crate::domain::content::{Role, User};
-use crate::domain::ids::{self, Kind};
+use crate::domain::ids::{self, Kind, Typed};
 use crate::domain::net::NetPolicy;
 use crate::domain::Invalid;
-use crate::store::{Page, SharedStore, StoreError};
-use crate::worker::Engine;
+use crate::outbox::{self, Outbox};
+use crate::store::{Actor, Page, SharedStore, StoreError};
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{
     Context, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType, Schema, SchemaBuilder,
@@ -24,7 +24,6 @@ use async_graphql::{
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use std::sync::Arc;
 
 pub use objects::{ChannelUrl, Node};
 
@@ -38,12 +37,12 @@ pub const MAX_COMPLEXITY: usize = 5000;
 pub const MAX_PAGE: i32 = 100;
 pub const DEFAULT_PAGE: i32 = 20;
 
-/// What resolvers need, shared by all requests.
+/// What resolvers need, shared by all requests: the store to read, the outbox to change.
 #[derive(Clone)]
 pub struct Services {
     pub store: SharedStore,
     pub net: NetPolicy,
-    pub engine: Arc<Engine>,
+    pub outbox: Outbox,
 }
 
 #[derive(MergedObject, Default)]
@@ -82,6 +81,11 @@ fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a User> {
     ctx.data::<Viewer>().map(|v| &v.0.user)
 }
 
+/// The viewer as the actor of a change.
+fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    ctx.data::<Viewer>().map(|v| &v.0)
+}
+
 pub(crate) const ADMIN_ONLY: &str = "Only channel admins may view or modify webhooks";
 
 fn require_admin(user: &User) -> async_graphql::Result<()> {
@@ -93,7 +97,7 @@ fn require_admin(user: &User) -> async_graphql::Result<()> {
 }
 
 /// An internal failure: logged whole, shown as an opaque message.
-fn internal(e: StoreError) -> Error {
+fn internal(e: impl std::fmt::Display) -> Error {
     tracing::error!(error = %e, "request failed");
     Error::new("Internal error").extend_with(|_, e| e.set("code", "INTERNAL"))
 }
@@ -155,22 +159,45 @@ impl Problems {
     }
 }
 
-/// What a mutation's store call came to: a value, or errors for the payload.
+/// What a change through the outbox came to: a value, or errors for the payload (not found is
+/// reported at `id_field`).
 fn outcome<T>(
-    r: Result<T, StoreError>,
+    r: Result<T, outbox::Error>,
     id_field: &str,
 ) -> async_graphql::Result<Result<T, Vec<UserError>>> {
     match r {
         Ok(v) => Ok(Ok(v)),
-        Err(StoreError::NotFound) => Ok(Err(vec![UserError::at(id_field, "No object found")])),
-        Err(StoreError::Invalid(i)) => Ok(Err(vec![i.into()])),
+        Err(outbox::Error::NotFound) => Ok(Err(vec![UserError::at(id_field, "No object found")])),
+        Err(outbox::Error::Invalid(i)) => Ok(Err(vec![i.into()])),
         Err(e) => Err(internal(e)),
     }
+}
+
+/// What a change through the outbox came to, shaped for its payload: the object `wrap` makes,
+/// or the errors (input that did not parse, or the outbox's; not found is at `id_field`).
+async fn made<T, O>(
+    change: Result<impl std::future::Future<Output = Result<T, outbox::Error>>, Vec<UserError>>,
+    id_field: &str,
+    wrap: impl FnOnce(T) -> O,
+) -> async_graphql::Result<(Option<O>, Vec<UserError>)> {
+    let change = match change {
+        Ok(change) => change,
+        Err(errors) => return Ok((None, errors)),
+    };
+    Ok(match outcome(change.await, id_field)? {
+        Ok(value) => (Some(wrap(value)), Vec::new()),
+        Err(errors) => (None, errors),
+    })
 }
 
 /// Decodes an input ID of type `kind`; another type or garbage is "No object found".
 fn input_id(kind: Kind, id: &ID, field: &'static str) -> Result<i64, Invalid> {
     ids::decode(kind, id).ok_or_else(|| Invalid::new(field, "No object found"))
+}
+
+/// Decodes an input ID of a typed row; another type or garbage is "No object found".
+fn input_row<T: Typed>(id: &ID, field: &'static str) -> Result<T, Invalid> {
+    T::decode(id).ok_or_else(|| Invalid::new(field, "No object found"))
 }
 
 fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, Invalid> {
@@ -199,7 +226,7 @@ pub struct ViewerObject(User);
 impl ViewerObject {
     /// The viewer's user ID.
     async fn id(&self) -> ID {
-        ID(ids::encode(Kind::User, self.0.id))
+        ID(self.0.id.global())
     }
 
     async fn user(&self) -> objects::UserObject {

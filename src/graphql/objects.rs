@@ -8,7 +8,7 @@ use super::{
 use crate::domain::content::{Channel, Collection, User, Video};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::event;
-use crate::domain::ids::{self, encode, Kind};
+use crate::domain::ids::{self, encode, ChannelId, DeliveryId, Kind, Typed, WebhookId};
 use crate::domain::time::from_ms;
 use crate::domain::webhook::Webhook;
 use crate::store::{DeliveryFilter, WebhookFilter};
@@ -75,8 +75,8 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
     let ch = user.channel_id;
     let store = &svc.store;
     Ok(match kind {
-        Kind::Channel if n == ch => {
-            found(store.channel(n).await)?.map(|c| Node::Channel(ChannelObject(c)))
+        Kind::Channel if ChannelId(n) == ch => {
+            found(store.channel(ch).await)?.map(|c| Node::Channel(ChannelObject(c)))
         }
         Kind::Channel => None,
         Kind::User => found(store.users(ch, &[n]).await)?
@@ -84,11 +84,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
             .map(|u| Node::User(UserObject(u))),
         Kind::Webhook => {
             require_admin(user)?;
-            found(store.webhook(ch, n).await)?.map(|w| Node::Webhook(WebhookObject(w)))
+            found(store.webhook(ch, WebhookId(n)).await)?.map(|w| Node::Webhook(WebhookObject(w)))
         }
         Kind::WebhookDelivery => {
             require_admin(user)?;
-            found(store.delivery(ch, n).await)?.map(|d| Node::WebhookDelivery(DeliveryObject(d)))
+            let delivery = store.delivery(ch, DeliveryId(n)).await;
+            found(delivery)?.map(|d| Node::WebhookDelivery(DeliveryObject(d)))
         }
         Kind::Video => found(store.video(ch, n).await)?.map(|v| Node::Video(VideoObject(v))),
         Kind::Collection => {
@@ -102,7 +103,7 @@ pub struct UserObject(pub User);
 #[Object(name = "User")]
 impl UserObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::User, self.0.id))
+        ID(self.0.id.global())
     }
     async fn first_name(&self) -> &str {
         &self.0.first_name
@@ -126,7 +127,7 @@ pub struct ChannelObject(pub Channel);
 #[Object(name = "Channel")]
 impl ChannelObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::Channel, self.0.id))
+        ID(self.0.id.global())
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -166,7 +167,7 @@ impl ChannelObject {
             .list_webhooks(self.0.id, &filter, p)
             .await
             .map_err(internal)?;
-        Ok(connection(rows, want, |w| w.id, WebhookObject))
+        Ok(connection(rows, want, |w| w.id.get(), WebhookObject))
     }
 
     async fn videos(
@@ -211,7 +212,7 @@ impl ChannelObject {
             .list_users(self.0.id, p)
             .await
             .map_err(internal)?;
-        Ok(connection(rows, want, |u| u.id, UserObject))
+        Ok(connection(rows, want, |u| u.id.get(), UserObject))
     }
 }
 
@@ -224,7 +225,7 @@ pub struct WebhookObject(pub Webhook);
 #[Object(name = "Webhook")]
 impl WebhookObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::Webhook, self.0.id))
+        ID(self.0.id.global())
     }
     async fn url(&self) -> &str {
         &self.0.url
@@ -241,6 +242,13 @@ impl WebhookObject {
     /// Re-attempts after a failed attempt.
     async fn retries(&self) -> i64 {
         self.0.retries
+    }
+    /// While the webhook's receiver keeps failing, herald holds its deliveries back until this
+    /// time (then tries one); `null` when it does not. A success (from a delivery, `testWebhook`
+    /// or `redeliverWebhookDelivery`) or a new URL ends it. Kept by each herald process for
+    /// itself.
+    async fn paused_until(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        Ok(services(ctx)?.outbox.paused_until(self.0.id).map(from_ms))
     }
     async fn events(&self) -> Vec<WebhookEvent> {
         self.0.events.iter().map(|e| (*e).into()).collect()
@@ -261,7 +269,7 @@ impl WebhookObject {
         };
         let mut users = services(ctx)?
             .store
-            .users(self.0.channel_id, &[id])
+            .users(self.0.channel_id, &[id.get()])
             .await
             .map_err(internal)?;
         Ok(users.pop().map(UserObject))
@@ -286,7 +294,7 @@ impl WebhookObject {
             .list_deliveries(self.0.channel_id, self.0.id, &filter, p)
             .await
             .map_err(internal)?;
-        Ok(connection(rows, want, |d| d.id, DeliveryObject))
+        Ok(connection(rows, want, |d| d.id.get(), DeliveryObject))
     }
 }
 
@@ -295,7 +303,7 @@ pub struct DeliveryObject(pub Delivery);
 #[Object(name = "WebhookDelivery")]
 impl DeliveryObject {
     async fn id(&self) -> ID {
-        ID(encode(Kind::WebhookDelivery, self.0.id))
+        ID(self.0.id.global())
     }
     /// Sent as `Rewatch-Hook-Delivery-Nonce` and `webhook-id`; the same for every attempt.
     async fn nonce(&self) -> &str {
@@ -307,7 +315,7 @@ impl DeliveryObject {
     async fn status(&self) -> WebhookDeliveryStatus {
         self.0.status.into()
     }
-    /// Re-attempts made so far.
+    /// Re-attempts made so far: every attempt in `attempts` but the first.
     async fn retries(&self) -> i64 {
         self.0.retries
     }
@@ -331,7 +339,7 @@ impl DeliveryObject {
             .await
             .map_err(internal)?;
         Ok(event::body(
-            &encode(Kind::Webhook, self.0.webhook_id),
+            &self.0.webhook_id.global(),
             &self.0.nonce,
             self.0.event_at,
             self.0.event.as_str(),

@@ -1,18 +1,15 @@
 //! Webhook mutations (admins only).
 
 use super::objects::{DeliveryObject, WebhookObject};
-use super::Services;
 use super::{
-    input_id, internal, outcome, services, viewer, Problems, UserError, ViewerObject, WebhookEvent,
-    ADMIN_ONLY,
+    actor, input_row, made, outcome, services, viewer, Problems, UserError, ViewerObject,
+    WebhookEvent, ADMIN_ONLY,
 };
 use crate::domain::content::Role;
-use crate::domain::ids::Kind;
+use crate::domain::ids::WebhookId;
 use crate::domain::net::NetPolicy;
-use crate::domain::time::now_ms;
-use crate::domain::webhook::{self as rules, NewWebhook, WebhookPatch, WebhookUrl};
+use crate::domain::webhook::{self as rules, NewWebhook, VerifyToken, WebhookPatch, WebhookUrl};
 use crate::domain::Invalid;
-use crate::store::StoreError;
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
 
 #[derive(InputObject)]
@@ -113,18 +110,27 @@ fn events(raw: &[WebhookEvent]) -> Result<Vec<rules::WebhookEvent>, Invalid> {
     rules::parse_events(&raw.iter().map(|e| (*e).into()).collect::<Vec<_>>())
 }
 
-fn parse_new(input: &CreateWebhookInput, net: &NetPolicy) -> Result<NewWebhook, Vec<UserError>> {
+/// The verify token, when one is given.
+fn verify_token(raw: Option<&str>) -> Result<Option<VerifyToken>, Invalid> {
+    raw.map(VerifyToken::parse).transpose()
+}
+
+fn parse_new(
+    input: &CreateWebhookInput,
+    net: &NetPolicy,
+) -> Result<(NewWebhook, Option<VerifyToken>), Vec<UserError>> {
     let mut p = Problems::default();
     let url = p.check(WebhookUrl::parse(&input.url, net));
     let description = p.check(rules::parse_description(input.description.as_deref()));
     let events = p.check(events(&input.events));
     let secrets = p.check(rules::parse_secrets(&input.secrets));
     let retries = p.check(retries(input.retries));
-    match (url, description, events, secrets, retries) {
-        (Some(url), Some(description), Some(events), Some(secrets), Some(retries))
+    let token = p.check(verify_token(input.verify_token.as_deref()));
+    match (url, description, events, secrets, retries, token) {
+        (Some(url), Some(description), Some(events), Some(secrets), Some(retries), Some(token))
             if p.0.is_empty() =>
         {
-            Ok(NewWebhook {
+            let new = NewWebhook {
                 url,
                 description,
                 events,
@@ -132,18 +138,23 @@ fn parse_new(input: &CreateWebhookInput, net: &NetPolicy) -> Result<NewWebhook, 
                 retries: retries.unwrap_or(rules::DEFAULT_RETRIES),
                 enabled: input.enabled.unwrap_or(true),
                 listener: false,
-            })
+            };
+            Ok((new, token))
         }
         _ => Err(p.0),
     }
 }
 
-fn parse_patch(
-    input: &UpdateWebhookInput,
-    net: &NetPolicy,
-) -> Result<(i64, WebhookPatch), Vec<UserError>> {
+/// A parsed `updateWebhook` input.
+struct Update {
+    id: WebhookId,
+    patch: WebhookPatch,
+    token: Option<VerifyToken>,
+}
+
+fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Vec<UserError>> {
     let mut p = Problems::default();
-    let id = p.check(input_id(Kind::Webhook, &input.webhook_id, "webhookId"));
+    let id = p.check(input_row(&input.webhook_id, "webhookId"));
     let patch = WebhookPatch {
         url: input
             .url
@@ -162,52 +173,11 @@ fn parse_patch(
         retries: p.check(retries(input.retries)).flatten(),
         enabled: input.enabled,
     };
-    match id {
-        Some(id) if p.0.is_empty() => Ok((id, patch)),
+    let token = p.check(verify_token(input.verify_token.as_deref()));
+    match (id, token) {
+        (Some(id), Some(token)) if p.0.is_empty() => Ok(Update { id, patch, token }),
         _ => Err(p.0),
     }
-}
-
-const MAX_VERIFY_TOKEN_LEN: usize = 256;
-
-/// Runs the endpoint handshake when a verify token is given.
-async fn handshake(svc: &Services, url: &str, token: Option<&str>) -> Result<(), Vec<UserError>> {
-    let Some(token) = token else {
-        return Ok(());
-    };
-    if token.is_empty() || token.chars().count() > MAX_VERIFY_TOKEN_LEN {
-        return Err(vec![UserError::at(
-            "verifyToken",
-            format!("verifyToken must be 1 to {MAX_VERIFY_TOKEN_LEN} characters"),
-        )]);
-    }
-    svc.engine
-        .sender()
-        .handshake(url, token)
-        .await
-        .map_err(|why| {
-            vec![UserError::at(
-                "verifyToken",
-                format!("The endpoint failed verification: {why}"),
-            )]
-        })
-}
-
-/// Attempts a claimed delivery now and answers with the delivery as it is afterwards.
-async fn attempt_now(
-    svc: &Services,
-    channel_id: i64,
-    claimed: Result<crate::store::Claimed, StoreError>,
-    id_field: &str,
-) -> Result<(Option<DeliveryObject>, Vec<UserError>)> {
-    let claim = match outcome(claimed, id_field)? {
-        Ok(c) => c,
-        Err(errors) => return Ok((None, errors)),
-    };
-    let id = claim.delivery_id;
-    svc.engine.attempt_now(claim).await.map_err(internal)?;
-    let delivery = svc.store.delivery(channel_id, id).await.map_err(internal)?;
-    Ok((Some(DeliveryObject(delivery)), Vec::new()))
 }
 
 fn admin_only() -> Vec<UserError> {
@@ -226,28 +196,17 @@ impl WebhookMutations {
         input: CreateWebhookInput,
     ) -> Result<CreateWebhookPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let mut parsed = if user.role == Role::Admin {
+        let parsed = if user.role == Role::Admin {
             parse_new(&input, &svc.net)
         } else {
             Err(admin_only())
         };
-        if let Ok(new) = &parsed {
-            if let Err(e) = handshake(svc, new.url.as_str(), input.verify_token.as_deref()).await {
-                parsed = Err(e);
-            }
-        }
-        let (webhook, errors) = match parsed {
-            Err(errors) => (None, errors),
-            Ok(new) => match outcome(
-                svc.store
-                    .create_webhook(user.channel_id, user.id, &new)
-                    .await,
-                "url",
-            )? {
-                Ok(w) => (Some(WebhookObject(w)), Vec::new()),
-                Err(errors) => (None, errors),
-            },
-        };
+        let actor = actor(ctx)?;
+        let change = parsed
+            .as_ref()
+            .map(|(new, token)| svc.outbox.create_webhook(actor, new, token.as_ref()))
+            .map_err(Clone::clone);
+        let (webhook, errors) = made(change, "url", WebhookObject).await?;
         Ok(CreateWebhookPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -263,38 +222,17 @@ impl WebhookMutations {
         input: UpdateWebhookInput,
     ) -> Result<UpdateWebhookPayload> {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
-        let mut parsed = if user.role == Role::Admin {
+        let parsed = if user.role == Role::Admin {
             parse_patch(&input, &svc.net)
         } else {
             Err(admin_only())
         };
-        if let (Ok((id, patch)), Some(token)) = (&parsed, input.verify_token.as_deref()) {
-            let url = match &patch.url {
-                Some(u) => Some(u.as_str().to_owned()),
-                None => found_url(svc, user.channel_id, *id).await?,
-            };
-            if let Some(url) = url {
-                if let Err(e) = handshake(svc, &url, Some(token)).await {
-                    parsed = Err(e);
-                }
-            }
-        }
-        let (webhook, errors) = match parsed {
-            Err(errors) => (None, errors),
-            Ok((id, patch)) => match outcome(
-                svc.store.update_webhook(user.channel_id, id, &patch).await,
-                "webhookId",
-            )? {
-                Ok(w) => {
-                    if w.enabled && patch.enabled == Some(true) {
-                        // Deliveries queued while it was disabled resume now.
-                        svc.engine.wake(&[w.id]);
-                    }
-                    (Some(WebhookObject(w)), Vec::new())
-                }
-                Err(errors) => (None, errors),
-            },
-        };
+        let actor = actor(ctx)?;
+        let change = parsed.map(|Update { id, patch, token }| async move {
+            let token = token.as_ref();
+            svc.outbox.update_webhook(actor, id, patch, token).await
+        });
+        let (webhook, errors) = made(change, "webhookId", WebhookObject).await?;
         Ok(UpdateWebhookPayload {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
@@ -314,21 +252,11 @@ impl WebhookMutations {
         let (delivery, errors) = if user.role != Role::Admin {
             (None, admin_only())
         } else {
-            match input_id(Kind::Webhook, &input.webhook_id, "webhookId") {
+            match input_row(&input.webhook_id, "webhookId") {
                 Err(e) => (None, vec![e.into()]),
                 Ok(id) => {
-                    let now = now_ms();
-                    let claimed = svc
-                        .store
-                        .claim_ping(
-                            user.channel_id,
-                            user.id,
-                            id,
-                            now,
-                            svc.engine.lease_until(now),
-                        )
-                        .await;
-                    attempt_now(svc, user.channel_id, claimed, "webhookId").await?
+                    let pinged = svc.outbox.ping(actor(ctx)?.clone(), id);
+                    made(Ok(pinged), "webhookId", DeliveryObject).await?
                 }
             }
         };
@@ -351,14 +279,11 @@ impl WebhookMutations {
         let (delivery, errors) = if user.role != Role::Admin {
             (None, admin_only())
         } else {
-            match input_id(Kind::WebhookDelivery, &input.delivery_id, "deliveryId") {
+            match input_row(&input.delivery_id, "deliveryId") {
                 Err(e) => (None, vec![e.into()]),
                 Ok(id) => {
-                    let claimed = svc
-                        .store
-                        .claim_delivery(user.channel_id, id, svc.engine.lease_until(now_ms()))
-                        .await;
-                    attempt_now(svc, user.channel_id, claimed, "deliveryId").await?
+                    let sent = svc.outbox.redeliver(user.channel_id, id);
+                    made(Ok(sent), "deliveryId", DeliveryObject).await?
                 }
             }
         };
@@ -380,15 +305,12 @@ impl WebhookMutations {
         let errors = if user.role != Role::Admin {
             admin_only()
         } else {
-            match input_id(Kind::Webhook, &input.webhook_id, "webhookId") {
+            match input_row(&input.webhook_id, "webhookId") {
                 Err(e) => vec![e.into()],
-                Ok(id) => match svc.store.delete_webhook(user.channel_id, id).await {
-                    Ok(()) => Vec::new(),
-                    Err(StoreError::NotFound) => {
-                        vec![UserError::at("webhookId", "No object found")]
-                    }
-                    Err(e) => return Err(internal(e)),
-                },
+                Ok(id) => {
+                    let deleted = svc.outbox.delete_webhook(actor(ctx)?, id).await;
+                    outcome(deleted, "webhookId")?.err().unwrap_or_default()
+                }
             }
         };
         Ok(DeleteWebhookPayload {
@@ -398,9 +320,4 @@ impl WebhookMutations {
             errors,
         })
     }
-}
-
-/// The current URL of a webhook, `None` when it does not exist (the update then reports it).
-async fn found_url(svc: &Services, channel_id: i64, id: i64) -> Result<Option<String>> {
-    Ok(super::found(svc.store.webhook(channel_id, id).await)?.map(|w| w.url))
 }

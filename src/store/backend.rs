@@ -53,7 +53,7 @@ pub trait Backend: for<'q> Database<Arguments<'q>: IntoArguments<'q, Self>> {
 
     /// Pushes the condition that `column` is among `ids`, bound as one value: the statement's
     /// text does not depend on how many there are, so it is prepared once.
-    fn push_in(qb: &mut QueryBuilder<'_, Self>, column: &str, ids: &[i64]);
+    fn push_in<Id: Copy + Into<i64>>(qb: &mut QueryBuilder<'_, Self>, column: &str, ids: &[Id]);
 
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;

@@ -1,9 +1,10 @@
 //! Channels, their users, and users' API tokens.
 
 use super::backend::{Backend, Begin, Commit, Value};
-use super::rows::{ActorRow, ChannelRow, UserRow, ACTOR_COLUMNS, CHANNEL_COLUMNS, USER_COLUMNS};
-use super::{Authenticated, Page, Result, SqlStore, StoreError};
+use super::rows::{ChannelRow, UserRow, CHANNEL_COLUMNS, USER_COLUMNS};
+use super::{Page, Result, SqlStore, StoreError};
 use crate::domain::content::{Channel, NewUser, User};
+use crate::domain::ids::{ChannelId, UserId};
 use crate::domain::time::now_ms;
 use sqlx::{ColumnIndex, Encode, Executor, FromRow, QueryBuilder, Type};
 use std::collections::HashMap;
@@ -47,7 +48,7 @@ where
         Ok(row.into())
     }
 
-    pub(super) async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User> {
+    pub(super) async fn ensure_user(&self, channel_id: ChannelId, user: &NewUser) -> Result<User> {
         let mut tx = self.writes.begin().await?;
         sqlx::query(
             "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -72,7 +73,7 @@ where
         row.try_into()
     }
 
-    pub(super) async fn create_token(&self, user_id: i64, token_hash: &str) -> Result<()> {
+    pub(super) async fn create_token(&self, user_id: UserId, token_hash: &str) -> Result<()> {
         sqlx::query("INSERT INTO api_tokens (user_id, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(user_id)
             .bind(token_hash)
@@ -82,17 +83,17 @@ where
         Ok(())
     }
 
-    pub(super) async fn channel(&self, id: i64) -> Result<Channel> {
+    pub(super) async fn channel(&self, id: ChannelId) -> Result<Channel> {
         let mut c = self.reader.acquire().await?;
         Self::channel_of(&mut c, id).await
     }
 
-    pub(super) async fn users(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<User>> {
+    pub(super) async fn users(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<User>> {
         let mut c = self.reader.acquire().await?;
         Self::users_in(&mut c, channel_id, ids).await
     }
 
-    pub(super) async fn list_users(&self, channel_id: i64, page: Page) -> Result<Vec<User>> {
+    pub(super) async fn list_users(&self, channel_id: ChannelId, page: Page) -> Result<Vec<User>> {
         let mut c = self.reader.acquire().await?;
         let rows: Vec<UserRow> =
             Self::page_of(&mut c, "users", USER_COLUMNS, channel_id, page).await?;
@@ -104,7 +105,7 @@ where
         c: &mut B::Connection,
         table: &str,
         columns: &str,
-        channel_id: i64,
+        channel_id: ChannelId,
         page: Page,
     ) -> Result<Vec<R>>
     where
@@ -120,7 +121,7 @@ where
         .await?)
     }
 
-    pub(super) async fn channel_of(c: &mut B::Connection, id: i64) -> Result<Channel> {
+    pub(super) async fn channel_of(c: &mut B::Connection, id: ChannelId) -> Result<Channel> {
         sqlx::query_as::<B, ChannelRow>(&format!(
             "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1"
         ))
@@ -134,7 +135,7 @@ where
     /// The channel's users among `ids`, in the order of `ids`; unknown ones are left out.
     pub(super) async fn users_in(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         ids: &[i64],
     ) -> Result<Vec<User>> {
         if ids.is_empty() {
@@ -151,26 +152,8 @@ where
         let mut by_id: HashMap<i64, User> = HashMap::new();
         for r in rows {
             let u = User::try_from(r)?;
-            by_id.insert(u.id, u);
+            by_id.insert(u.id.get(), u);
         }
         Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
-    }
-
-    /// A user and the user's channel, read inside a transaction (one statement).
-    pub(super) async fn user_and_channel(
-        c: &mut B::Connection,
-        user_id: i64,
-        channel_id: i64,
-    ) -> Result<Authenticated> {
-        sqlx::query_as::<B, ActorRow>(&format!(
-            "SELECT {ACTOR_COLUMNS} FROM users u JOIN channels c ON c.id = u.channel_id \
-             WHERE u.id = $1 AND u.channel_id = $2"
-        ))
-        .bind(user_id)
-        .bind(channel_id)
-        .fetch_optional(&mut *c)
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .split()
     }
 }

@@ -1,15 +1,17 @@
 //! A channel's content, videos and collections: each change writes its event and deliveries in
-//! its own transaction (see `outbox.rs`).
+//! its own transaction (see `events.rs`).
 
 use super::backend::{Backend, Begin, Commit, Value};
+use super::events::{held, Emitted};
 use super::links::{first_of_each, Link};
-use super::outbox::{held, Emitted};
 use super::rows::{CollectionRow, VideoRow, COLLECTION_COLUMNS, VIDEO_COLUMNS};
-use super::{Actor, Changed, Page, Result, SqlStore};
+use super::types::Change;
+use super::{Changed, Page, Result, SqlStore};
 use crate::domain::content::{
     slug, Collection, CollectionPatch, NewCollection, NewVideo, Video, VideoPatch,
 };
 use crate::domain::event::{self, EventName, COLLECTION_FIELDS, VIDEO_FIELDS};
+use crate::domain::ids::ChannelId;
 use crate::domain::time::now_ms;
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 use std::collections::HashMap;
@@ -29,10 +31,10 @@ where
 {
     pub(super) async fn create_video(
         &self,
-        actor: Actor,
+        change: Change<'_>,
         new: &NewVideo,
     ) -> Result<Changed<Video>> {
-        let channel_id = actor.channel.id;
+        let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
         let (collections, users) = (&new.collection_ids, &new.tagged_user_ids);
         Self::check_collections(&mut tx, channel_id, collections, "collectionIds").await?;
@@ -57,15 +59,19 @@ where
         Self::insert_links(&mut tx, Link::VideoTaggedUsers, id, users).await?;
         let video = Self::video_of(&mut tx, channel_id, id).await?;
         let emitted = self
-            .announce_video(&mut tx, &actor, &video, EventName::VideoAddedToChannel)
+            .announce_video(&mut tx, change, &video, EventName::VideoAddedToChannel)
             .await?;
         tx.commit().await?;
         Ok(emitted.into_changed(video))
     }
 
-    pub(super) async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
+    pub(super) async fn publish_video(
+        &self,
+        change: Change<'_>,
+        id: i64,
+    ) -> Result<Changed<Video>> {
         let mut tx = self.writes.begin().await?;
-        let before = Self::video_of(&mut tx, actor.channel.id, id).await?;
+        let before = Self::video_of(&mut tx, change.actor.channel.id, id).await?;
         if !before.draft {
             tx.commit().await?;
             return Ok(Changed::quiet(before));
@@ -75,9 +81,9 @@ where
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let video = Self::video_of(&mut tx, actor.channel.id, id).await?;
+        let video = Self::video_of(&mut tx, change.actor.channel.id, id).await?;
         let emitted = self
-            .announce_video(&mut tx, &actor, &video, EventName::VideoAddedToChannel)
+            .announce_video(&mut tx, change, &video, EventName::VideoAddedToChannel)
             .await?;
         tx.commit().await?;
         Ok(emitted.into_changed(video))
@@ -85,11 +91,11 @@ where
 
     pub(super) async fn update_video(
         &self,
-        actor: Actor,
+        change: Change<'_>,
         id: i64,
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
-        let channel_id = actor.channel.id;
+        let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
         let before = Self::video_of(&mut tx, channel_id, id).await?;
         let collections = patch.collection_ids.as_deref().unwrap_or_default();
@@ -110,25 +116,25 @@ where
             let mut rooted = before.collection_ids.clone();
             rooted.extend(&after.collection_ids);
             let cat = self
-                .catalog(&mut tx, &actor.channel, &rooted, &users)
+                .catalog(&mut tx, &change.actor.channel, &rooted, &users)
                 .await?;
             let (old, new) = (cat.video_json(&before), cat.video_json(&after));
             let updates = event::updates(&old, &new, &VIDEO_FIELDS);
             if !updates.is_empty() {
                 let name = EventName::VideoUpdated;
                 emitted =
-                    Self::emit(&mut tx, &actor, &cat, name, "video", new, Some(updates)).await?;
+                    Self::emit(&mut tx, change, &cat, name, "video", new, Some(updates)).await?;
             }
         }
         tx.commit().await?;
         Ok(emitted.into_changed(after))
     }
 
-    pub(super) async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
+    pub(super) async fn delete_video(&self, change: Change<'_>, id: i64) -> Result<Changed<Video>> {
         let mut tx = self.writes.begin().await?;
-        let video = Self::video_of(&mut tx, actor.channel.id, id).await?;
+        let video = Self::video_of(&mut tx, change.actor.channel.id, id).await?;
         let emitted = self
-            .announce_video(&mut tx, &actor, &video, EventName::VideoDeleted)
+            .announce_video(&mut tx, change, &video, EventName::VideoDeleted)
             .await?;
         sqlx::query("DELETE FROM videos WHERE id = $1")
             .bind(id)
@@ -172,7 +178,7 @@ where
     async fn announce_video(
         &self,
         c: &mut B::Connection,
-        actor: &Actor,
+        change: Change<'_>,
         video: &Video,
         name: EventName,
     ) -> Result<Emitted> {
@@ -180,17 +186,17 @@ where
             return Ok(Emitted::default());
         }
         let (roots, users) = (&video.collection_ids, &video.tagged_user_ids);
-        let cat = self.catalog(c, &actor.channel, roots, users).await?;
+        let cat = self.catalog(c, &change.actor.channel, roots, users).await?;
         let object = cat.video_json(video);
-        Self::emit(c, actor, &cat, name, "video", object, None).await
+        Self::emit(c, change, &cat, name, "video", object, None).await
     }
 
     pub(super) async fn create_collection(
         &self,
-        actor: Actor,
+        change: Change<'_>,
         new: &NewCollection,
     ) -> Result<Changed<Collection>> {
-        let channel_id = actor.channel.id;
+        let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
         let parent = new.parent_id.as_slice();
         Self::check_collections(&mut tx, channel_id, parent, "parentId").await?;
@@ -202,7 +208,7 @@ where
             // The parent's subtree, now with the new collection in it.
             Some(parent) => {
                 let cat = self
-                    .catalog(&mut tx, &actor.channel, &[parent], &[])
+                    .catalog(&mut tx, &change.actor.channel, &[parent], &[])
                     .await?;
                 (held(&cat, id)?, cat)
             }
@@ -211,13 +217,15 @@ where
                 let (admins, members) = (&new.admin_ids, &new.member_ids);
                 let coll = row.with_links(first_of_each(admins), first_of_each(members));
                 let trees = vec![coll.clone()];
-                let cat = self.catalog_of(&mut tx, &actor.channel, trees, &[]).await?;
+                let cat = self
+                    .catalog_of(&mut tx, &change.actor.channel, trees, &[])
+                    .await?;
                 (coll, cat)
             }
         };
         let object = cat.collection_json(&coll);
         let name = EventName::CollectionCreated;
-        let emitted = Self::emit(&mut tx, &actor, &cat, name, "collection", object, None).await?;
+        let emitted = Self::emit(&mut tx, change, &cat, name, "collection", object, None).await?;
         tx.commit().await?;
         Ok(emitted.into_changed(coll))
     }
@@ -225,7 +233,7 @@ where
     /// Writes a new collection of the channel with its admins and members.
     async fn insert_collection(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         new: &NewCollection,
     ) -> Result<CollectionRow> {
         let now = now_ms();
@@ -249,11 +257,11 @@ where
 
     pub(super) async fn update_collection(
         &self,
-        actor: Actor,
+        change: Change<'_>,
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
-        let channel_id = actor.channel.id;
+        let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
         let before = Self::collection_of(&mut tx, channel_id, id).await?;
         let parent = patch.parent_id.flatten();
@@ -271,13 +279,17 @@ where
             .into_iter()
             .flatten()
             .collect();
-        let old_cat = self.catalog(&mut tx, &actor.channel, &roots, &[]).await?;
+        let old_cat = self
+            .catalog(&mut tx, &change.actor.channel, &roots, &[])
+            .await?;
         if wanted.parent_id != before.parent_id {
             Self::check_no_cycle(&mut tx, id, wanted.parent_id).await?;
         }
         let old = old_cat.collection_json(&before);
         Self::write_collection(&mut tx, &before, &wanted).await?;
-        let new_cat = self.catalog(&mut tx, &actor.channel, &roots, &[]).await?;
+        let new_cat = self
+            .catalog(&mut tx, &change.actor.channel, &roots, &[])
+            .await?;
         let after = held(&new_cat, id)?;
         let new = new_cat.collection_json(&after);
         let updates = event::updates(&old, &new, &COLLECTION_FIELDS);
@@ -286,7 +298,7 @@ where
             let name = EventName::CollectionUpdated;
             let updates = Some(updates);
             emitted =
-                Self::emit(&mut tx, &actor, &new_cat, name, "collection", new, updates).await?;
+                Self::emit(&mut tx, change, &new_cat, name, "collection", new, updates).await?;
         }
         tx.commit().await?;
         Ok(emitted.into_changed(after))
@@ -318,15 +330,17 @@ where
 
     pub(super) async fn delete_collection(
         &self,
-        actor: Actor,
+        change: Change<'_>,
         id: i64,
     ) -> Result<Changed<Collection>> {
         let mut tx = self.writes.begin().await?;
-        let cat = self.catalog(&mut tx, &actor.channel, &[id], &[]).await?;
+        let cat = self
+            .catalog(&mut tx, &change.actor.channel, &[id], &[])
+            .await?;
         let coll = held(&cat, id)?;
         let object = cat.deleted_collection_json(&coll);
         let name = EventName::CollectionDeleted;
-        let emitted = Self::emit(&mut tx, &actor, &cat, name, "collection", object, None).await?;
+        let emitted = Self::emit(&mut tx, change, &cat, name, "collection", object, None).await?;
         sqlx::query("DELETE FROM collections WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -335,19 +349,23 @@ where
         Ok(emitted.into_changed(coll))
     }
 
-    pub(super) async fn video(&self, channel_id: i64, id: i64) -> Result<Video> {
+    pub(super) async fn video(&self, channel_id: ChannelId, id: i64) -> Result<Video> {
         let mut c = self.reader.acquire().await?;
         Self::video_of(&mut c, channel_id, id).await
     }
 
-    pub(super) async fn list_videos(&self, channel_id: i64, page: Page) -> Result<Vec<Video>> {
+    pub(super) async fn list_videos(
+        &self,
+        channel_id: ChannelId,
+        page: Page,
+    ) -> Result<Vec<Video>> {
         let mut c = self.reader.acquire().await?;
         let rows: Vec<VideoRow> =
             Self::page_of(&mut c, "videos", VIDEO_COLUMNS, channel_id, page).await?;
         Self::hydrate_videos(&mut c, rows).await
     }
 
-    pub(super) async fn collection(&self, channel_id: i64, id: i64) -> Result<Collection> {
+    pub(super) async fn collection(&self, channel_id: ChannelId, id: i64) -> Result<Collection> {
         let mut c = self.reader.acquire().await?;
         Self::collection_of(&mut c, channel_id, id).await
     }
@@ -355,7 +373,7 @@ where
     /// The channel's collections among `ids`, in the order of `ids`.
     pub(super) async fn collections(
         &self,
-        channel_id: i64,
+        channel_id: ChannelId,
         ids: &[i64],
     ) -> Result<Vec<Collection>> {
         if ids.is_empty() {
@@ -380,7 +398,7 @@ where
 
     pub(super) async fn child_collections(
         &self,
-        channel_id: i64,
+        channel_id: ChannelId,
         parent_id: i64,
     ) -> Result<Vec<Collection>> {
         let mut c = self.reader.acquire().await?;
@@ -396,7 +414,7 @@ where
 
     pub(super) async fn list_collections(
         &self,
-        channel_id: i64,
+        channel_id: ChannelId,
         page: Page,
     ) -> Result<Vec<Collection>> {
         let mut c = self.reader.acquire().await?;

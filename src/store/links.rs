@@ -5,6 +5,7 @@ use super::backend::{Backend, Value};
 use super::rows::{CollectionRow, LinkRow, VideoRow, COLLECTION_COLUMNS, VIDEO_COLUMNS};
 use super::{Result, SqlStore, StoreError};
 use crate::domain::content::{Collection, Video};
+use crate::domain::ids::ChannelId;
 use crate::domain::ids::{encode, Kind};
 use crate::domain::Invalid;
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
@@ -76,7 +77,11 @@ where
     Option<f64>: Value<B>,
     usize: ColumnIndex<B::Row>,
 {
-    pub(super) async fn video_of(c: &mut B::Connection, channel_id: i64, id: i64) -> Result<Video> {
+    pub(super) async fn video_of(
+        c: &mut B::Connection,
+        channel_id: ChannelId,
+        id: i64,
+    ) -> Result<Video> {
         let row = sqlx::query_as::<B, VideoRow>(&format!(
             "SELECT {VIDEO_COLUMNS} FROM videos WHERE channel_id = $1 AND id = $2"
         ))
@@ -93,7 +98,7 @@ where
 
     pub(super) async fn collection_of(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         id: i64,
     ) -> Result<Collection> {
         let row = sqlx::query_as::<B, CollectionRow>(&format!(
@@ -209,7 +214,7 @@ where
     /// of the channel.
     pub(super) async fn check_users(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         ids: &[i64],
         field: &'static str,
     ) -> Result<()> {
@@ -220,7 +225,7 @@ where
     /// collection of the channel.
     pub(super) async fn check_collections(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         ids: &[i64],
         field: &'static str,
     ) -> Result<()> {
@@ -230,7 +235,7 @@ where
     async fn check_ids(
         c: &mut B::Connection,
         referred: Referred,
-        channel_id: i64,
+        channel_id: ChannelId,
         ids: &[i64],
         field: &'static str,
     ) -> Result<()> {

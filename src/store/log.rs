@@ -4,6 +4,7 @@ use super::backend::{Backend, Value};
 use super::rows::{AttemptRow, DeliveryRow, DELIVERY_COLUMNS};
 use super::{DeliveryFilter, Page, Result, SqlStore, StoreError};
 use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, WebhookId};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
 impl<B: Backend> SqlStore<B>
@@ -22,8 +23,8 @@ where
     /// Newest first: `page.after` is exclusive and counts down.
     pub(super) async fn list_deliveries(
         &self,
-        channel_id: i64,
-        webhook_id: i64,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
         filter: &DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>> {
@@ -58,7 +59,7 @@ where
         rows.into_iter().map(Delivery::try_from).collect()
     }
 
-    pub(super) async fn delivery(&self, channel_id: i64, id: i64) -> Result<Delivery> {
+    pub(super) async fn delivery(&self, channel_id: ChannelId, id: DeliveryId) -> Result<Delivery> {
         sqlx::query_as::<B, DeliveryRow>(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
              JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = $1 AND d.id = $2"
@@ -71,9 +72,9 @@ where
         .try_into()
     }
 
-    pub(super) async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+    pub(super) async fn attempts(&self, delivery_id: DeliveryId) -> Result<Vec<Attempt>> {
         let rows = sqlx::query_as::<B, AttemptRow>(
-            "SELECT id, delivery_id, at, url, code, result, message, duration_ms, response_body \
+            "SELECT delivery_id, at, url, code, result, message, duration_ms, response_body \
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
         )
         .bind(delivery_id)
@@ -83,7 +84,7 @@ where
     }
 
     /// The frozen payload part of an event.
-    pub(super) async fn event_data(&self, event_id: i64) -> Result<String> {
+    pub(super) async fn event_data(&self, event_id: EventId) -> Result<String> {
         sqlx::query_scalar::<B, String>("SELECT data FROM events WHERE id = $1")
             .bind(event_id)
             .fetch_optional(&self.reader)

@@ -8,8 +8,11 @@
 //! carry along with `B: Backend`, are one `where` clause that each room repeats.
 //!
 //! The store is in rooms by domain: `channels.rs`, `webhooks.rs`, `content.rs` (with
-//! `links.rs`, and `outbox.rs` for the events it writes), `queue.rs` (the delivery engine's
-//! side), `log.rs` and `tokens.rs`; rows decode in `rows.rs`, and `sql.rs` hands [`Store`]'s calls to them.
+//! `links.rs`, and `events.rs` for the events it writes), `queue.rs` (the delivery engine's
+//! side), `log.rs` and `tokens.rs`; rows decode in `rows.rs`, ids bind as integers through
+//! `ids.rs`, and `sql.rs` hands [`Store`]'s calls to them. The store knows nothing of the
+//! outbox, the engine or the API above it: what a caller's engine may claim comes in as a
+//! [`HandOff`], a round's work as a [`Round`].
 //!
 //! Times are Unix milliseconds. Transactions are short and never span the network. A content
 //! change and the event and deliveries it causes are written in one transaction (an outbox):
@@ -22,6 +25,7 @@ use crate::domain::content::{
     VideoPatch,
 };
 use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -29,10 +33,12 @@ use std::sync::Arc;
 mod backend;
 mod channels;
 mod content;
+mod events;
 mod group;
+mod ids;
 mod links;
+mod listeners;
 mod log;
-mod outbox;
 pub mod postgres;
 mod queue;
 mod rows;
@@ -45,8 +51,8 @@ mod webhooks;
 pub use backend::{Backend, Begin, Commit, Value};
 pub use sql::SqlStore;
 pub use types::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, Fate, HandOff, Page, Recorded, Result,
-    StoreError, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
+    Result, Round, StoreError, WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -63,87 +69,138 @@ pub trait Store: Send + Sync + 'static {
     /// The channel with this subdomain, created (named `name`) when missing.
     async fn ensure_channel(&self, subdomain: &str, name: &str) -> Result<Channel>;
     /// The channel's user with this email, created when missing.
-    async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User>;
-    async fn create_token(&self, user_id: i64, token_hash: &str) -> Result<()>;
+    async fn ensure_user(&self, channel_id: ChannelId, user: &NewUser) -> Result<User>;
+    async fn create_token(&self, user_id: UserId, token_hash: &str) -> Result<()>;
     /// The user a token (by its hash) belongs to, with the user's channel, unless the token is
     /// unknown or revoked.
     async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>>;
-    async fn channel(&self, id: i64) -> Result<Channel>;
+    async fn channel(&self, id: ChannelId) -> Result<Channel>;
     /// The channel's users among `ids`, in the order of `ids`; unknown ones are left out.
-    async fn users(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<User>>;
-    async fn list_users(&self, channel_id: i64, page: Page) -> Result<Vec<User>>;
+    async fn users(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<User>>;
+    async fn list_users(&self, channel_id: ChannelId, page: Page) -> Result<Vec<User>>;
 
     // Webhooks.
     async fn create_webhook(
         &self,
-        channel_id: i64,
-        creator_id: i64,
+        channel_id: ChannelId,
+        creator_id: UserId,
         new: &NewWebhook,
     ) -> Result<Webhook>;
     async fn update_webhook(
         &self,
-        channel_id: i64,
-        id: i64,
+        channel_id: ChannelId,
+        id: WebhookId,
         patch: &WebhookPatch,
     ) -> Result<Webhook>;
     /// Deletes the webhook with its queued deliveries and its delivery log.
-    async fn delete_webhook(&self, channel_id: i64, id: i64) -> Result<()>;
-    async fn webhook(&self, channel_id: i64, id: i64) -> Result<Webhook>;
+    async fn delete_webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<()>;
+    async fn webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<Webhook>;
     async fn list_webhooks(
         &self,
-        channel_id: i64,
+        channel_id: ChannelId,
         filter: &WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>>;
 
-    // Channel content; each change writes its event and deliveries in the same transaction.
-    async fn create_video(&self, actor: Actor, new: &NewVideo) -> Result<Changed<Video>>;
-    async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>>;
+    // `herald listen` webhooks.
+    /// Attaches a `herald listen` session (`session`, unique to the connection) to the
+    /// channel's listener webhook `id`, enabling it again if it had been ended. `NotFound`
+    /// unless it is a listener webhook of the channel.
+    async fn attach_listener(
+        &self,
+        channel_id: ChannelId,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+    ) -> Result<Webhook>;
+    /// Ends listener webhook `id` whose session `session` is gone, unless another session has
+    /// attached since: it is disabled (`FAILING`), and its queued deliveries end `FAILED`, each
+    /// with an attempt whose message is `message`. Returns how many deliveries it ended.
+    async fn end_listener(
+        &self,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+        message: &str,
+    ) -> Result<u64>;
+
+    // Channel content. Each change writes its event, and a delivery of it to each subscribed
+    // webhook, in its own transaction; the deliveries `hand_off` allows are written claimed.
+    async fn create_video(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        new: &NewVideo,
+    ) -> Result<Changed<Video>>;
+    async fn publish_video(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        id: i64,
+    ) -> Result<Changed<Video>>;
     async fn update_video(
         &self,
-        actor: Actor,
+        actor: &Actor,
+        hand_off: &HandOff,
         id: i64,
         patch: &VideoPatch,
     ) -> Result<Changed<Video>>;
-    async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>>;
+    async fn delete_video(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        id: i64,
+    ) -> Result<Changed<Video>>;
     async fn create_collection(
         &self,
-        actor: Actor,
+        actor: &Actor,
+        hand_off: &HandOff,
         new: &NewCollection,
     ) -> Result<Changed<Collection>>;
     async fn update_collection(
         &self,
-        actor: Actor,
+        actor: &Actor,
+        hand_off: &HandOff,
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>>;
-    async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>>;
-    async fn video(&self, channel_id: i64, id: i64) -> Result<Video>;
-    async fn list_videos(&self, channel_id: i64, page: Page) -> Result<Vec<Video>>;
-    async fn collection(&self, channel_id: i64, id: i64) -> Result<Collection>;
+    async fn delete_collection(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        id: i64,
+    ) -> Result<Changed<Collection>>;
+    async fn video(&self, channel_id: ChannelId, id: i64) -> Result<Video>;
+    async fn list_videos(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Video>>;
+    async fn collection(&self, channel_id: ChannelId, id: i64) -> Result<Collection>;
     /// The channel's collections among `ids`, in the order of `ids`.
-    async fn collections(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<Collection>>;
-    async fn child_collections(&self, channel_id: i64, parent_id: i64) -> Result<Vec<Collection>>;
-    async fn list_collections(&self, channel_id: i64, page: Page) -> Result<Vec<Collection>>;
+    async fn collections(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<Collection>>;
+    async fn child_collections(
+        &self,
+        channel_id: ChannelId,
+        parent_id: i64,
+    ) -> Result<Vec<Collection>>;
+    async fn list_collections(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Collection>>;
 
     // The delivery log.
     /// Newest first: `page.after` is exclusive and counts down.
     async fn list_deliveries(
         &self,
-        channel_id: i64,
-        webhook_id: i64,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
         filter: &DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>>;
-    async fn delivery(&self, channel_id: i64, id: i64) -> Result<Delivery>;
-    async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>>;
+    async fn delivery(&self, channel_id: ChannelId, id: DeliveryId) -> Result<Delivery>;
+    /// A delivery's attempts, oldest first.
+    async fn attempts(&self, delivery_id: DeliveryId) -> Result<Vec<Attempt>>;
     /// The frozen payload part of an event.
-    async fn event_data(&self, event_id: i64) -> Result<String>;
+    async fn event_data(&self, event_id: EventId) -> Result<String>;
 
     // The delivery engine.
     /// Enabled webhooks with a delivery due at `now`, `herald listen` webhooks left out (only
     /// the process holding a listener's connection delivers to it).
-    async fn due_webhooks(&self, now: i64) -> Result<Vec<i64>>;
+    async fn due_webhooks(&self, now: i64) -> Result<Vec<WebhookId>>;
     /// Records attempts and moves their deliveries on, in one transaction. A record whose lease
     /// is stale (the delivery was claimed again) adds its attempt to the log and changes nothing
     /// else. Webhooks whose deliveries have all failed since `now - disable_after_ms` are
@@ -153,9 +210,8 @@ pub trait Store: Send + Sync + 'static {
     /// until `lease_until` for an attempt right away.
     async fn claim_ping(
         &self,
-        channel_id: i64,
-        actor_id: i64,
-        webhook_id: i64,
+        actor: &Actor,
+        webhook_id: WebhookId,
         now: i64,
         lease_until: i64,
     ) -> Result<Claimed>;
@@ -163,28 +219,19 @@ pub trait Store: Send + Sync + 'static {
     /// redelivery: same nonce and body, a new attempt in its log).
     async fn claim_delivery(
         &self,
-        channel_id: i64,
-        delivery_id: i64,
+        channel_id: ChannelId,
+        delivery_id: DeliveryId,
         lease_until: i64,
     ) -> Result<Claimed>;
-    /// [`Store::record`], then claims due deliveries, in one transaction: the engine's round.
-    /// It claims at most `limit` per webhook of `wants` (`(webhook id, limit)`), oldest due
-    /// first, skipping disabled webhooks, and `herald listen` webhooks unless they are among
-    /// `listeners` (connected to this process). A claimed delivery is not due again until
-    /// `lease_until`: if its worker dies, it is claimed again then (at-least-once).
-    #[allow(clippy::too_many_arguments)]
-    async fn settle(
-        &self,
-        records: &[Recorded],
-        wants: &[(i64, i64)],
-        listeners: &[i64],
-        now: i64,
-        lease_until: i64,
-        disable_after_ms: i64,
-    ) -> Result<Vec<Claimed>>;
-    /// Hands claimed deliveries (`(delivery id, lease)`) back unattempted: claimable again at
-    /// once (they were due when claimed).
-    async fn release(&self, claims: &[(i64, i64)]) -> Result<()>;
+    /// The engine's round, in one transaction: records `round.records` (as [`Store::record`]
+    /// does), then claims at most each quota's `limit` of its webhook's due deliveries, oldest
+    /// due first, skipping disabled webhooks, and `herald listen` webhooks unless they are
+    /// among `round.listeners`. A claimed delivery is not due again until `round.lease_until`:
+    /// if its worker dies, it is claimed again then (at-least-once).
+    async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>>;
+    /// Hands claimed deliveries back unattempted: claimable again at once (they were due when
+    /// claimed). A stale lease changes nothing.
+    async fn release(&self, claims: &[Lease]) -> Result<()>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

@@ -3,7 +3,10 @@
 //! at once do not trip over each other.
 
 use super::backend::{Backend, Begin, Commit};
+use super::types::fate_columns;
 use super::{Recorded, Result, SqlStore};
+use crate::domain::delivery::Attempt;
+use crate::domain::ids::DeliveryId;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgPoolOptions, PgQueryResult, Postgres,
@@ -91,10 +94,10 @@ impl Backend for Postgres {
         if records.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
-        let urls: Vec<&str> = records.iter().map(|r| r.url.as_str()).collect();
-        let columns: Vec<_> = records.iter().map(|r| r.fate.columns(now)).collect();
-        let mut held: HashSet<i64> = sqlx::query_scalar::<Postgres, i64>(
+        let ids: Vec<DeliveryId> = records.iter().map(|r| r.attempt.delivery_id).collect();
+        let urls: Vec<&str> = records.iter().map(|r| r.attempt.url.as_str()).collect();
+        let columns: Vec<_> = records.iter().map(|r| fate_columns(r.fate, now)).collect();
+        let mut held: HashSet<DeliveryId> = sqlx::query_scalar::<Postgres, DeliveryId>(
             "UPDATE deliveries SET status = v.status, retries = deliveries.retries + v.bump, \
              next_attempt_at = v.next, url = v.url, lease = NULL, claimed_until = NULL, updated_at = $7 \
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::TEXT[]) \
@@ -113,14 +116,14 @@ impl Backend for Postgres {
         .await?
         .into_iter()
         .collect();
-        let stale: Vec<i64> = ids
+        let stale: Vec<DeliveryId> = ids
             .iter()
             .copied()
             .filter(|id| !held.contains(id))
             .collect();
         if !stale.is_empty() {
             held.extend(
-                sqlx::query_scalar::<Postgres, i64>(
+                sqlx::query_scalar::<Postgres, DeliveryId>(
                     "SELECT id FROM deliveries WHERE id = ANY($1) FOR KEY SHARE",
                 )
                 .bind(&stale)
@@ -128,19 +131,22 @@ impl Backend for Postgres {
                 .await?,
             );
         }
-        let kept: Vec<&Recorded> = records
+        let kept: Vec<&Attempt> = records
             .iter()
-            .filter(|r| held.contains(&r.delivery_id))
+            .map(|r| &r.attempt)
+            .filter(|a| held.contains(&a.delivery_id))
             .collect();
         insert_attempts(c, &kept).await
     }
 
     /// `column = ANY(ids)`, the ids bound as one array.
-    fn push_in(qb: &mut QueryBuilder<'_, Postgres>, column: &str, ids: &[i64]) {
-        qb.push(column)
-            .push(" = ANY(")
-            .push_bind(ids.to_vec())
-            .push(")");
+    fn push_in<Id: Copy + Into<i64>>(
+        qb: &mut QueryBuilder<'_, Postgres>,
+        column: &str,
+        ids: &[Id],
+    ) {
+        let ids: Vec<i64> = ids.iter().map(|&id| id.into()).collect();
+        qb.push(column).push(" = ANY(").push_bind(ids).push(")");
     }
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
@@ -161,7 +167,7 @@ impl Backend for Postgres {
 }
 
 /// Adds the attempts of `kept` to the log, their columns bound as arrays.
-async fn insert_attempts(c: &mut PgConnection, kept: &[&Recorded]) -> Result<()> {
+async fn insert_attempts(c: &mut PgConnection, kept: &[&Attempt]) -> Result<()> {
     if kept.is_empty() {
         return Ok(());
     }
@@ -169,7 +175,7 @@ async fn insert_attempts(c: &mut PgConnection, kept: &[&Recorded]) -> Result<()>
         "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, message, duration_ms, response_body) \
          SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::TEXT[])",
     )
-    .bind(kept.iter().map(|r| r.delivery_id).collect::<Vec<i64>>())
+    .bind(kept.iter().map(|r| r.delivery_id).collect::<Vec<DeliveryId>>())
     .bind(kept.iter().map(|r| r.at).collect::<Vec<i64>>())
     .bind(kept.iter().map(|r| r.url.as_str()).collect::<Vec<&str>>())
     .bind(kept.iter().map(|r| r.code).collect::<Vec<Option<i64>>>())

@@ -3,12 +3,13 @@
 //! between a claim and its record holds none.
 
 use super::backend::{Backend, Begin, Commit, Value};
+use super::events::new_lease;
 use super::links::CHUNK;
-use super::outbox::new_lease;
 use super::rows::ClaimRow;
-use super::{Authenticated, Claimed, Fate, Recorded, Result, SqlStore, StoreError};
-use crate::domain::delivery::new_nonce;
+use super::{Actor, Claimed, Lease, Quota, Recorded, Result, Round, SqlStore, StoreError};
+use crate::domain::delivery::{new_nonce, Fate};
 use crate::domain::event::{self, Catalog, EventName};
+use crate::domain::ids::{ChannelId, DeliveryId, WebhookId};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
 fn sorted_unique(mut ids: Vec<i64>) -> Vec<i64> {
@@ -30,8 +31,8 @@ where
     Option<f64>: Value<B>,
     usize: ColumnIndex<B::Row>,
 {
-    pub(super) async fn due_webhooks(&self, now: i64) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar::<B, i64>(
+    pub(super) async fn due_webhooks(&self, now: i64) -> Result<Vec<WebhookId>> {
+        Ok(sqlx::query_scalar::<B, WebhookId>(
             "SELECT w.id FROM webhooks w WHERE w.enabled = TRUE AND w.listener = FALSE AND EXISTS (\
              SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id AND d.status IN ('PENDING', 'RETRYING') \
              AND d.next_attempt_at <= $1 AND (d.claimed_until IS NULL OR d.claimed_until <= $1)) ORDER BY w.id",
@@ -43,12 +44,13 @@ where
 
     pub(super) async fn claim_ping(
         &self,
-        channel_id: i64,
-        actor_id: i64,
-        webhook_id: i64,
+        actor: &Actor,
+        webhook_id: WebhookId,
         now: i64,
         lease_until: i64,
     ) -> Result<Claimed> {
+        let (user, channel) = (&actor.user, &actor.channel);
+        let channel_id = channel.id;
         let lease = new_lease();
         let mut tx = self.writes.begin().await?;
         if !B::KEY_SHARE.is_empty() {
@@ -63,12 +65,10 @@ where
             .ok_or(StoreError::NotFound)?;
         }
         let hook = Self::webhook_of(&mut tx, channel_id, webhook_id).await?;
-        let Authenticated { user, channel } =
-            Self::user_and_channel(&mut tx, actor_id, channel_id).await?;
         let cat = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
-        let data = event::ping_data(Catalog::user_json(&user), cat.channel_json(&channel));
+        let data = event::ping_data(Catalog::user_json(user), cat.channel_json(channel));
         let event_id = Self::insert_event(&mut tx, channel_id, EventName::Ping, now, &data).await?;
-        let id: i64 = sqlx::query_scalar::<B, i64>(
+        let id = sqlx::query_scalar::<B, DeliveryId>(
             "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, claimed_until, created_at, updated_at) \
              VALUES ($1, $2, $3, 'PENDING', 0, $4, $7, $6, $5, $7, $7) RETURNING id",
         )
@@ -88,8 +88,8 @@ where
 
     pub(super) async fn claim_delivery(
         &self,
-        channel_id: i64,
-        delivery_id: i64,
+        channel_id: ChannelId,
+        delivery_id: DeliveryId,
         lease_until: i64,
     ) -> Result<Claimed> {
         let lease = new_lease();
@@ -127,35 +127,32 @@ where
         Ok(())
     }
 
-    pub(super) async fn settle(
-        &self,
-        records: &[Recorded],
-        wants: &[(i64, i64)],
-        listeners: &[i64],
-        now: i64,
-        lease_until: i64,
-        disable_after_ms: i64,
-    ) -> Result<Vec<Claimed>> {
-        let wants: Vec<(i64, i64)> = wants.iter().copied().filter(|(_, n)| *n > 0).collect();
-        if records.is_empty() && wants.is_empty() {
+    pub(super) async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>> {
+        let wanted = round.quotas.iter().any(|q| q.limit > 0);
+        if round.records.is_empty() && !wanted {
             return Ok(Vec::new());
         }
         let mut tx = self.engine.begin().await?;
-        if !records.is_empty() {
-            Self::record_in(&mut tx, records, now, disable_after_ms).await?;
+        if !round.records.is_empty() {
+            let (now, disable_after_ms) = (round.now, round.disable_after_ms);
+            Self::record_in(&mut tx, round.records, now, disable_after_ms).await?;
         }
-        let claimed = Self::claim_in(&mut tx, &wants, listeners, now, lease_until).await?;
+        let claimed = if wanted {
+            Self::claim_in(&mut tx, &round).await?
+        } else {
+            Vec::new()
+        };
         tx.commit().await?;
         Ok(claimed)
     }
 
-    pub(super) async fn release(&self, claims: &[(i64, i64)]) -> Result<()> {
+    pub(super) async fn release(&self, claims: &[Lease]) -> Result<()> {
         for chunk in claims.chunks(CHUNK) {
             let mut qb = QueryBuilder::<B>::new(
                 "UPDATE deliveries SET lease = NULL, claimed_until = NULL FROM (",
             );
-            qb.push_values(chunk, |mut b, (id, lease)| {
-                b.push_bind(*id).push_bind(*lease);
+            qb.push_values(chunk, |mut b, claim| {
+                b.push_bind(claim.delivery).push_bind(claim.lease);
             });
             qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
             B::shorten(qb.build()).execute(&self.engine).await?;
@@ -163,44 +160,37 @@ where
         Ok(())
     }
 
-    /// Claims due deliveries (see [`Store::settle`](super::Store::settle)).
-    async fn claim_in(
-        tx: &mut B::Connection,
-        wants: &[(i64, i64)],
-        listeners: &[i64],
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Vec<Claimed>> {
-        if wants.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Claims due deliveries (see [`Store::record_and_claim`](super::Store::record_and_claim)).
+    async fn claim_in(tx: &mut B::Connection, round: &Round<'_>) -> Result<Vec<Claimed>> {
+        let (now, listeners) = (round.now, round.listeners);
         let lease = new_lease();
         let mut qb = QueryBuilder::<B>::new("UPDATE deliveries SET claimed_until = ");
-        qb.push_bind(lease_until)
+        qb.push_bind(round.lease_until)
             .push(", lease = ")
             .push_bind(lease)
             .push(" WHERE id IN (");
-        for (i, (webhook_id, limit)) in wants.iter().enumerate() {
+        let wants = round.quotas.iter().filter(|q| q.limit > 0);
+        for (i, &Quota { webhook, limit }) in wants.enumerate() {
             if i > 0 {
                 qb.push(" UNION ALL ");
             }
             // Per webhook, through the (webhook_id, next_attempt_at) index of queued rows: one
             // webhook's backlog never hides another's fresh deliveries.
             qb.push("SELECT id FROM (SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.webhook_id = ")
-            .push_bind(*webhook_id)
-            .push(if listeners.contains(webhook_id) { "" } else { " AND w.listener = FALSE" })
+            .push_bind(webhook)
+            .push(if listeners.contains(&webhook) { "" } else { " AND w.listener = FALSE" })
             .push(" AND w.enabled = TRUE AND d.status IN ('PENDING', 'RETRYING') AND d.next_attempt_at <= ")
             .push_bind(now)
             .push(" AND (d.claimed_until IS NULL OR d.claimed_until <= ")
             .push_bind(now)
             .push(") ORDER BY d.next_attempt_at LIMIT ")
-            .push_bind(*limit)
+            .push_bind(limit)
             .push(" ")
             .push(B::SKIP_LOCKED)
             .push(format!(") AS q{i}"));
         }
         qb.push(") RETURNING id");
-        let ids: Vec<i64> = B::shorten_as(qb.build_query_as::<(i64,)>())
+        let ids: Vec<DeliveryId> = B::shorten_as(qb.build_query_as::<(DeliveryId,)>())
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
@@ -219,7 +209,7 @@ where
         B::write_records(&mut *tx, records, now).await?;
         let webhooks = |fate: Fate| {
             let ids = records.iter().filter(|r| r.fate == fate);
-            sorted_unique(ids.map(|r| r.webhook_id).collect())
+            sorted_unique(ids.map(|r| r.webhook_id.get()).collect())
         };
         let failed = webhooks(Fate::Failed { gone: false });
         let gone = webhooks(Fate::Failed { gone: true });
@@ -254,7 +244,7 @@ where
     }
 
     /// What an attempt of the claimed delivery `id` needs.
-    async fn load_claim(c: &mut B::Connection, id: i64, lease: i64) -> Result<Claimed> {
+    async fn load_claim(c: &mut B::Connection, id: DeliveryId, lease: i64) -> Result<Claimed> {
         Self::load_claims(c, &[id], lease)
             .await?
             .pop()
@@ -262,7 +252,11 @@ where
     }
 
     /// What attempts of the claimed deliveries `ids` need.
-    async fn load_claims(c: &mut B::Connection, ids: &[i64], lease: i64) -> Result<Vec<Claimed>> {
+    async fn load_claims(
+        c: &mut B::Connection,
+        ids: &[DeliveryId],
+        lease: i64,
+    ) -> Result<Vec<Claimed>> {
         let mut rows: Vec<ClaimRow> = Vec::with_capacity(ids.len());
         if !ids.is_empty() {
             let mut qb = QueryBuilder::<B>::new(

@@ -5,6 +5,7 @@ use super::{Authenticated, Claimed, Result, StoreError};
 use crate::domain::content::{Channel, Collection, Role, User, Video, Visibility};
 use crate::domain::delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus};
 use crate::domain::event::EventName;
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{DisabledReason, Webhook, WebhookEvent};
 
 pub(super) const CHANNEL_COLUMNS: &str = "id, subdomain, name, description, created_at";
@@ -15,9 +16,13 @@ pub(super) const WEBHOOK_COLUMNS: &str =
 pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at";
 pub(super) const COLLECTION_COLUMNS: &str =
     "id, channel_id, parent_id, name, slug, description, secret, created_at, updated_at";
+/// The columns of a [`DeliveryRow`], from `deliveries d` joined with `events e`. `attempts` is
+/// counted in the log: `deliveries.retries` counts the retries scheduled, one ahead of those
+/// made while a retry waits.
 pub(super) const DELIVERY_COLUMNS: &str =
     "d.id, d.webhook_id, d.event_id, e.name AS event_name, e.at AS event_at, d.nonce, \
-     d.status, d.retries, d.url, d.next_attempt_at, d.created_at, d.updated_at";
+     d.status, (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts, \
+     d.url, d.next_attempt_at, d.created_at, d.updated_at";
 /// The columns of an [`ActorRow`], from `users u` joined with `channels c`.
 pub(super) const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
      c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at";
@@ -33,7 +38,7 @@ pub(super) fn secrets(json: &str) -> Result<Vec<String>> {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ChannelRow {
-    id: i64,
+    id: ChannelId,
     subdomain: String,
     name: String,
     description: Option<String>,
@@ -54,8 +59,8 @@ impl From<ChannelRow> for Channel {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
-    id: i64,
-    channel_id: i64,
+    id: UserId,
+    channel_id: ChannelId,
     email: String,
     first_name: String,
     last_name: String,
@@ -107,8 +112,8 @@ impl ActorRow {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct WebhookRow {
-    id: i64,
-    channel_id: i64,
+    id: WebhookId,
+    channel_id: ChannelId,
     url: String,
     description: Option<String>,
     events: String,
@@ -116,7 +121,7 @@ pub(super) struct WebhookRow {
     retries: i64,
     enabled: bool,
     disabled_reason: Option<String>,
-    creator_id: Option<i64>,
+    creator_id: Option<UserId>,
     created_at: i64,
     updated_at: i64,
     listener: bool,
@@ -159,7 +164,7 @@ impl TryFrom<WebhookRow> for Webhook {
 /// A webhook an event is enqueued for, with what an attempt needs.
 #[derive(sqlx::FromRow)]
 pub(super) struct TargetRow {
-    pub(super) id: i64,
+    pub(super) id: WebhookId,
     pub(super) url: String,
     pub(super) secrets: String,
     pub(super) retries: i64,
@@ -169,7 +174,7 @@ pub(super) struct TargetRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct VideoRow {
     pub(super) id: i64,
-    channel_id: i64,
+    channel_id: ChannelId,
     title: String,
     slug: String,
     summary: String,
@@ -209,7 +214,7 @@ impl VideoRow {
 #[derive(sqlx::FromRow)]
 pub(super) struct CollectionRow {
     pub(super) id: i64,
-    channel_id: i64,
+    channel_id: ChannelId,
     parent_id: Option<i64>,
     name: String,
     slug: String,
@@ -246,14 +251,14 @@ pub(super) struct LinkRow {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct DeliveryRow {
-    id: i64,
-    webhook_id: i64,
-    event_id: i64,
+    id: DeliveryId,
+    webhook_id: WebhookId,
+    event_id: EventId,
     event_name: String,
     event_at: i64,
     nonce: String,
     status: String,
-    retries: i64,
+    attempts: i64,
     url: String,
     next_attempt_at: i64,
     created_at: i64,
@@ -273,7 +278,7 @@ impl TryFrom<DeliveryRow> for Delivery {
             status: DeliveryStatus::parse(&r.status)
                 .ok_or_else(|| corrupt("deliveries.status", &r.status))?,
             nonce: r.nonce,
-            retries: r.retries,
+            retries: (r.attempts - 1).max(0),
             url: r.url,
             next_attempt_at: r.next_attempt_at,
             created_at: r.created_at,
@@ -284,8 +289,7 @@ impl TryFrom<DeliveryRow> for Delivery {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AttemptRow {
-    id: i64,
-    delivery_id: i64,
+    delivery_id: DeliveryId,
     at: i64,
     url: String,
     code: Option<i64>,
@@ -301,7 +305,6 @@ impl TryFrom<AttemptRow> for Attempt {
         Ok(Attempt {
             result: AttemptResult::parse(&r.result)
                 .ok_or_else(|| corrupt("delivery_attempts.result", &r.result))?,
-            id: r.id,
             delivery_id: r.delivery_id,
             at: r.at,
             url: r.url,
@@ -315,8 +318,8 @@ impl TryFrom<AttemptRow> for Attempt {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct ClaimRow {
-    delivery_id: i64,
-    webhook_id: i64,
+    delivery_id: DeliveryId,
+    webhook_id: WebhookId,
     lease: Option<i64>,
     nonce: String,
     event_name: String,

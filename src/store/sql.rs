@@ -2,15 +2,17 @@
 //! `webhooks.rs`, `content.rs`, `queue.rs`, `log.rs`); this file only hands each call over.
 
 use super::backend::{Backend, Value};
+use super::types::Change;
 use super::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, Page, Recorded, Result, Store,
-    WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
+    Round, Store, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
 use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
@@ -77,11 +79,11 @@ where
         self.ensure_channel(subdomain, name).await
     }
 
-    async fn ensure_user(&self, channel_id: i64, user: &NewUser) -> Result<User> {
+    async fn ensure_user(&self, channel_id: ChannelId, user: &NewUser) -> Result<User> {
         self.ensure_user(channel_id, user).await
     }
 
-    async fn create_token(&self, user_id: i64, token_hash: &str) -> Result<()> {
+    async fn create_token(&self, user_id: UserId, token_hash: &str) -> Result<()> {
         self.create_token(user_id, token_hash).await
     }
 
@@ -89,22 +91,22 @@ where
         self.authenticate_noting_use(token_hash).await
     }
 
-    async fn channel(&self, id: i64) -> Result<Channel> {
+    async fn channel(&self, id: ChannelId) -> Result<Channel> {
         self.channel(id).await
     }
 
-    async fn users(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<User>> {
+    async fn users(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<User>> {
         self.users(channel_id, ids).await
     }
 
-    async fn list_users(&self, channel_id: i64, page: Page) -> Result<Vec<User>> {
+    async fn list_users(&self, channel_id: ChannelId, page: Page) -> Result<Vec<User>> {
         self.list_users(channel_id, page).await
     }
 
     async fn create_webhook(
         &self,
-        channel_id: i64,
-        creator_id: i64,
+        channel_id: ChannelId,
+        creator_id: UserId,
         new: &NewWebhook,
     ) -> Result<Webhook> {
         self.create_webhook(channel_id, creator_id, new).await
@@ -112,100 +114,150 @@ where
 
     async fn update_webhook(
         &self,
-        channel_id: i64,
-        id: i64,
+        channel_id: ChannelId,
+        id: WebhookId,
         patch: &WebhookPatch,
     ) -> Result<Webhook> {
         self.update_webhook(channel_id, id, patch).await
     }
 
-    async fn delete_webhook(&self, channel_id: i64, id: i64) -> Result<()> {
+    async fn delete_webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<()> {
         self.delete_webhook(channel_id, id).await
     }
 
-    async fn webhook(&self, channel_id: i64, id: i64) -> Result<Webhook> {
+    async fn webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<Webhook> {
         self.webhook(channel_id, id).await
     }
 
     async fn list_webhooks(
         &self,
-        channel_id: i64,
+        channel_id: ChannelId,
         filter: &WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>> {
         self.list_webhooks(channel_id, filter, page).await
     }
 
-    async fn create_video(&self, actor: Actor, new: &NewVideo) -> Result<Changed<Video>> {
-        self.create_video(actor, new).await
+    async fn attach_listener(
+        &self,
+        channel_id: ChannelId,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+    ) -> Result<Webhook> {
+        self.attach_listener(channel_id, id, session, now).await
     }
 
-    async fn publish_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
-        self.publish_video(actor, id).await
+    async fn end_listener(
+        &self,
+        id: WebhookId,
+        session: &str,
+        now: i64,
+        message: &str,
+    ) -> Result<u64> {
+        self.end_listener(id, session, now, message).await
+    }
+
+    async fn create_video(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        new: &NewVideo,
+    ) -> Result<Changed<Video>> {
+        self.create_video(Change { actor, hand_off }, new).await
+    }
+
+    async fn publish_video(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        id: i64,
+    ) -> Result<Changed<Video>> {
+        self.publish_video(Change { actor, hand_off }, id).await
     }
 
     async fn update_video(
         &self,
-        actor: Actor,
+        actor: &Actor,
+        hand_off: &HandOff,
         id: i64,
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
-        self.update_video(actor, id, patch).await
+        self.update_video(Change { actor, hand_off }, id, patch)
+            .await
     }
 
-    async fn delete_video(&self, actor: Actor, id: i64) -> Result<Changed<Video>> {
-        self.delete_video(actor, id).await
+    async fn delete_video(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        id: i64,
+    ) -> Result<Changed<Video>> {
+        self.delete_video(Change { actor, hand_off }, id).await
     }
 
     async fn create_collection(
         &self,
-        actor: Actor,
+        actor: &Actor,
+        hand_off: &HandOff,
         new: &NewCollection,
     ) -> Result<Changed<Collection>> {
-        self.create_collection(actor, new).await
+        self.create_collection(Change { actor, hand_off }, new)
+            .await
     }
 
     async fn update_collection(
         &self,
-        actor: Actor,
+        actor: &Actor,
+        hand_off: &HandOff,
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
-        self.update_collection(actor, id, patch).await
+        self.update_collection(Change { actor, hand_off }, id, patch)
+            .await
     }
 
-    async fn delete_collection(&self, actor: Actor, id: i64) -> Result<Changed<Collection>> {
-        self.delete_collection(actor, id).await
+    async fn delete_collection(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        id: i64,
+    ) -> Result<Changed<Collection>> {
+        self.delete_collection(Change { actor, hand_off }, id).await
     }
 
-    async fn video(&self, channel_id: i64, id: i64) -> Result<Video> {
+    async fn video(&self, channel_id: ChannelId, id: i64) -> Result<Video> {
         self.video(channel_id, id).await
     }
 
-    async fn list_videos(&self, channel_id: i64, page: Page) -> Result<Vec<Video>> {
+    async fn list_videos(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Video>> {
         self.list_videos(channel_id, page).await
     }
 
-    async fn collection(&self, channel_id: i64, id: i64) -> Result<Collection> {
+    async fn collection(&self, channel_id: ChannelId, id: i64) -> Result<Collection> {
         self.collection(channel_id, id).await
     }
 
-    async fn collections(&self, channel_id: i64, ids: &[i64]) -> Result<Vec<Collection>> {
+    async fn collections(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<Collection>> {
         self.collections(channel_id, ids).await
     }
 
-    async fn child_collections(&self, channel_id: i64, parent_id: i64) -> Result<Vec<Collection>> {
+    async fn child_collections(
+        &self,
+        channel_id: ChannelId,
+        parent_id: i64,
+    ) -> Result<Vec<Collection>> {
         self.child_collections(channel_id, parent_id).await
     }
 
-    async fn list_collections(&self, channel_id: i64, page: Page) -> Result<Vec<Collection>> {
+    async fn list_collections(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Collection>> {
         self.list_collections(channel_id, page).await
     }
 
     async fn list_deliveries(
         &self,
-        channel_id: i64,
-        webhook_id: i64,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
         filter: &DeliveryFilter,
         page: Page,
     ) -> Result<Vec<Delivery>> {
@@ -213,19 +265,19 @@ where
             .await
     }
 
-    async fn delivery(&self, channel_id: i64, id: i64) -> Result<Delivery> {
+    async fn delivery(&self, channel_id: ChannelId, id: DeliveryId) -> Result<Delivery> {
         self.delivery(channel_id, id).await
     }
 
-    async fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+    async fn attempts(&self, delivery_id: DeliveryId) -> Result<Vec<Attempt>> {
         self.attempts(delivery_id).await
     }
 
-    async fn event_data(&self, event_id: i64) -> Result<String> {
+    async fn event_data(&self, event_id: EventId) -> Result<String> {
         self.event_data(event_id).await
     }
 
-    async fn due_webhooks(&self, now: i64) -> Result<Vec<i64>> {
+    async fn due_webhooks(&self, now: i64) -> Result<Vec<WebhookId>> {
         self.due_webhooks(now).await
     }
 
@@ -235,47 +287,29 @@ where
 
     async fn claim_ping(
         &self,
-        channel_id: i64,
-        actor_id: i64,
-        webhook_id: i64,
+        actor: &Actor,
+        webhook_id: WebhookId,
         now: i64,
         lease_until: i64,
     ) -> Result<Claimed> {
-        self.claim_ping(channel_id, actor_id, webhook_id, now, lease_until)
-            .await
+        self.claim_ping(actor, webhook_id, now, lease_until).await
     }
 
     async fn claim_delivery(
         &self,
-        channel_id: i64,
-        delivery_id: i64,
+        channel_id: ChannelId,
+        delivery_id: DeliveryId,
         lease_until: i64,
     ) -> Result<Claimed> {
         self.claim_delivery(channel_id, delivery_id, lease_until)
             .await
     }
 
-    async fn settle(
-        &self,
-        records: &[Recorded],
-        wants: &[(i64, i64)],
-        listeners: &[i64],
-        now: i64,
-        lease_until: i64,
-        disable_after_ms: i64,
-    ) -> Result<Vec<Claimed>> {
-        self.settle(
-            records,
-            wants,
-            listeners,
-            now,
-            lease_until,
-            disable_after_ms,
-        )
-        .await
+    async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>> {
+        self.record_and_claim(round).await
     }
 
-    async fn release(&self, claims: &[(i64, i64)]) -> Result<()> {
+    async fn release(&self, claims: &[Lease]) -> Result<()> {
         self.release(claims).await
     }
 

@@ -6,6 +6,7 @@
 
 use super::backend::Backend;
 use super::group::Writes;
+use super::types::fate_columns;
 use super::{Recorded, Result, SqlStore};
 use crate::sys::priority;
 use sqlx::migrate::Migrator;
@@ -74,14 +75,15 @@ impl Backend for Sqlite {
                  SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8 FROM (",
             );
             qb.push_values(&rows, |mut b, r| {
-                b.push_bind(r.map(|r| r.delivery_id))
-                    .push_bind(r.map(|r| r.at))
-                    .push_bind(r.map(|r| r.url.clone()))
-                    .push_bind(r.and_then(|r| r.code))
-                    .push_bind(r.map(|r| r.result.as_str()))
-                    .push_bind(r.and_then(|r| r.message.clone()))
-                    .push_bind(r.map(|r| r.duration_ms))
-                    .push_bind(r.and_then(|r| r.response_body.clone()));
+                let a = r.map(|r| &r.attempt);
+                b.push_bind(a.map(|a| a.delivery_id))
+                    .push_bind(a.map(|a| a.at))
+                    .push_bind(a.map(|a| a.url.clone()))
+                    .push_bind(a.and_then(|a| a.code))
+                    .push_bind(a.map(|a| a.result.as_str()))
+                    .push_bind(a.and_then(|a| a.message.clone()))
+                    .push_bind(a.map(|a| a.duration_ms))
+                    .push_bind(a.and_then(|a| a.response_body.clone()));
             });
             qb.push(") AS v WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)");
             qb.build().persistent(true).execute(&mut *c).await?;
@@ -92,13 +94,13 @@ impl Backend for Sqlite {
             );
             qb.push_bind(now).push(" FROM (");
             qb.push_values(&rows, |mut b, r| {
-                let columns = r.map(|r| (r, r.fate.columns(now)));
-                b.push_bind(columns.map(|(r, _)| r.delivery_id))
+                let columns = r.map(|r| (r, fate_columns(r.fate, now)));
+                b.push_bind(columns.map(|(r, _)| r.attempt.delivery_id))
                     .push_bind(columns.map(|(r, _)| r.lease))
                     .push_bind(columns.map(|(_, (status, _, _))| status.as_str()))
                     .push_bind(columns.map(|(_, (_, bump, _))| bump))
                     .push_bind(columns.map(|(_, (_, _, next))| next))
-                    .push_bind(columns.map(|(r, _)| r.url.clone()));
+                    .push_bind(columns.map(|(r, _)| r.attempt.url.clone()));
             });
             qb.push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease = v.column2");
             qb.build().persistent(true).execute(&mut *c).await?;
@@ -107,10 +109,13 @@ impl Backend for Sqlite {
     }
 
     /// `column IN (ids)`, the ids bound as one JSON array.
-    fn push_in(qb: &mut QueryBuilder<'_, Sqlite>, column: &str, ids: &[i64]) {
+    fn push_in<Id: Copy + Into<i64>>(qb: &mut QueryBuilder<'_, Sqlite>, column: &str, ids: &[Id]) {
         let list = format!(
             "[{}]",
-            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            ids.iter()
+                .map(|&id| id.into().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         );
         qb.push(column)
             .push(" IN (SELECT value FROM json_each(")
@@ -224,21 +229,23 @@ fn padded(chunk: &[Recorded]) -> Vec<Option<&Recorded>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::delivery::AttemptResult;
-    use crate::store::Fate;
+    use crate::domain::delivery::{Attempt, AttemptResult, Fate};
+    use crate::domain::ids::{DeliveryId, WebhookId};
 
     fn record(id: i64) -> Recorded {
         Recorded {
-            delivery_id: id,
-            webhook_id: 1,
+            attempt: Attempt {
+                delivery_id: DeliveryId(id),
+                at: 0,
+                url: String::new(),
+                code: None,
+                result: AttemptResult::Success,
+                message: None,
+                duration_ms: 0,
+                response_body: None,
+            },
+            webhook_id: WebhookId(1),
             lease: 1,
-            at: 0,
-            url: String::new(),
-            code: None,
-            result: AttemptResult::Success,
-            message: None,
-            duration_ms: 0,
-            response_body: None,
             fate: Fate::Succeeded,
         }
     }
@@ -281,7 +288,10 @@ mod tests {
         let records: Vec<Recorded> = (1..=5).map(record).collect();
         let rows = padded(&records);
         assert_eq!(rows.len(), 8);
-        let ids: Vec<Option<i64>> = rows.iter().map(|r| r.map(|r| r.delivery_id)).collect();
+        let ids: Vec<Option<i64>> = rows
+            .iter()
+            .map(|r| r.map(|r| r.attempt.delivery_id.get()))
+            .collect();
         assert_eq!(
             ids,
             vec![

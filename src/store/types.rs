@@ -1,8 +1,9 @@
 //! The values the store takes and gives, apart from the domain's own types.
 
 use crate::domain::content::{Channel, User};
-use crate::domain::delivery::{AttemptResult, DeliveryStatus};
+use crate::domain::delivery::{Attempt, DeliveryStatus, Fate};
 use crate::domain::event::EventName;
+use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::webhook::WebhookEvent;
 use crate::domain::Invalid;
 use std::collections::HashSet;
@@ -28,32 +29,42 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Who makes a content change, and in which channel: as authenticated (users and channels
-/// are never changed once created, so a change need not read them again).
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub user: User,
-    pub channel: Channel,
-    pub hand_off: HandOff,
-}
-
-/// Whom a token belongs to.
+/// Whom a token belongs to: the user, with the user's channel.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
     pub user: User,
     pub channel: Channel,
 }
 
-/// Which of the deliveries a change enqueues are written claimed by the process making it and
-/// handed to its engine straight away, so the common path needs no claim round. If the process
-/// dies first, they are due again when the claim runs out.
+/// Who makes a content change, and in which channel: as authenticated (users and channels
+/// are never changed once created, so a change need not read them again).
+pub type Actor = Authenticated;
+
+/// Which of the deliveries a change enqueues are written claimed by the process making it, to
+/// be handed to its engine straight away, so the common path needs no claim round. If the
+/// process dies first, they are due again when the claim runs out.
 #[derive(Debug, Clone, Default)]
 pub struct HandOff {
     /// The claim runs until this time (ms); `0` claims nothing.
     pub until: i64,
     /// Webhooks left unclaimed, for the engine to find in the queue when it has room: their
     /// receiver is busy or failing in this process.
-    pub except: Arc<HashSet<i64>>,
+    pub except: Arc<HashSet<WebhookId>>,
+}
+
+impl HandOff {
+    /// Claims nothing: every delivery is left in the queue.
+    pub fn none() -> Self {
+        HandOff::default()
+    }
+}
+
+/// A content change's caller, as the store's rooms pass it along: who makes it, and what it
+/// may claim for the caller's engine.
+#[derive(Clone, Copy)]
+pub(super) struct Change<'a> {
+    pub actor: &'a Actor,
+    pub hand_off: &'a HandOff,
 }
 
 /// Keyset pagination: rows after the cursor `after` (a row ID), at most `limit`.
@@ -84,7 +95,7 @@ pub struct Changed<T> {
     /// When their claim runs out (ms).
     pub claimed_until: i64,
     /// Webhooks with deliveries enqueued unclaimed.
-    pub enqueued: Vec<i64>,
+    pub enqueued: Vec<WebhookId>,
 }
 
 impl<T> Changed<T> {
@@ -103,8 +114,8 @@ impl<T> Changed<T> {
 /// secrets as they are now, and the event's frozen payload.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub delivery_id: i64,
-    pub webhook_id: i64,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
     /// Identifies this claim; recording with a stale lease changes nothing.
     pub lease: i64,
     pub nonce: String,
@@ -112,50 +123,69 @@ pub struct Claimed {
     pub event_at: i64,
     /// The event's frozen object part, shared by all its deliveries.
     pub data: Arc<str>,
+    /// Re-attempts before this one (see [`decide`](crate::domain::delivery::decide)).
     pub retries_made: i64,
     pub max_retries: i64,
     pub url: String,
     pub secrets: Vec<String>,
 }
 
-/// What becomes of a delivery after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    Succeeded,
-    /// Due again at this time (ms); `retries` grows by one.
-    Retry {
-        at: i64,
-    },
-    /// No retries left. `gone`: the receiver answered 410, so the webhook is disabled.
-    Failed {
-        gone: bool,
-    },
-}
-
-impl Fate {
-    /// The delivery's status after the attempt, how much its retry count grows, and when it is
-    /// due (`now` when it is not due again).
-    pub(super) fn columns(self, now: i64) -> (DeliveryStatus, i64, i64) {
-        match self {
-            Fate::Succeeded => (DeliveryStatus::Succeeded, 0, now),
-            Fate::Retry { at } => (DeliveryStatus::Retrying, 1, at),
-            Fate::Failed { .. } => (DeliveryStatus::Failed, 0, now),
+impl Claimed {
+    /// The claim, as [`Store::release`](super::Store::release) takes it back.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            delivery: self.delivery_id,
+            lease: self.lease,
         }
     }
 }
 
-/// One attempt's record.
+/// A claim on a delivery: the delivery, and the lease that identifies the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Lease {
+    pub delivery: DeliveryId,
+    pub lease: i64,
+}
+
+/// An attempt made under a claim, to be recorded: the attempt as the log keeps it, the claim,
+/// and what becomes of the delivery.
 #[derive(Debug, Clone)]
 pub struct Recorded {
-    pub delivery_id: i64,
-    pub webhook_id: i64,
+    pub attempt: Attempt,
+    pub webhook_id: WebhookId,
     pub lease: i64,
-    pub at: i64,
-    pub url: String,
-    pub code: Option<i64>,
-    pub result: AttemptResult,
-    pub message: Option<String>,
-    pub duration_ms: i64,
-    pub response_body: Option<String>,
     pub fate: Fate,
+}
+
+/// How many due deliveries a round claims for one webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub webhook: WebhookId,
+    pub limit: i64,
+}
+
+/// One round of the delivery engine (see [`Store::record_and_claim`](super::Store::record_and_claim)).
+#[derive(Debug, Clone, Copy)]
+pub struct Round<'a> {
+    /// Attempts to record.
+    pub records: &'a [Recorded],
+    /// What to claim, per webhook.
+    pub quotas: &'a [Quota],
+    /// `herald listen` webhooks connected to this process: only their deliveries are claimed
+    /// among listeners'.
+    pub listeners: &'a [WebhookId],
+    pub now: i64,
+    /// When the claims made run out (ms).
+    pub lease_until: i64,
+    /// A webhook whose deliveries have all failed for this long (ms) is disabled.
+    pub disable_after_ms: i64,
+}
+
+/// The delivery's status after an attempt with this fate, how much its retry count grows, and
+/// when it is due (`now` when it is not due again).
+pub(super) fn fate_columns(fate: Fate, now: i64) -> (DeliveryStatus, i64, i64) {
+    match fate {
+        Fate::Retry { at } => (fate.status(), 1, at),
+        Fate::Succeeded | Fate::Failed { .. } => (fate.status(), 0, now),
+    }
 }

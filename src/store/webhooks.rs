@@ -3,6 +3,7 @@
 use super::backend::{Backend, Begin, Commit, Value};
 use super::rows::{WebhookRow, WEBHOOK_COLUMNS};
 use super::{Page, Result, SqlStore, StoreError, WebhookFilter};
+use crate::domain::ids::{ChannelId, UserId, WebhookId};
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{DisabledReason, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
@@ -34,13 +35,13 @@ where
 {
     pub(super) async fn create_webhook(
         &self,
-        channel_id: i64,
-        creator_id: i64,
+        channel_id: ChannelId,
+        creator_id: UserId,
         new: &NewWebhook,
     ) -> Result<Webhook> {
         let now = now_ms();
         let mut tx = self.writes.begin().await?;
-        let id: i64 = sqlx::query_scalar::<B, i64>(
+        let id = sqlx::query_scalar::<B, WebhookId>(
             "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
         )
@@ -64,8 +65,8 @@ where
 
     pub(super) async fn update_webhook(
         &self,
-        channel_id: i64,
-        id: i64,
+        channel_id: ChannelId,
+        id: WebhookId,
         patch: &WebhookPatch,
     ) -> Result<Webhook> {
         let mut tx = self.writes.begin().await?;
@@ -113,7 +114,7 @@ where
     /// any transaction still writing deliveries for it (they hold it `FOR KEY SHARE`); then its
     /// deliveries, which waits for any round still recording attempts of them (it holds them
     /// locked); then, in a statement that sees what those committed, the attempts.
-    pub(super) async fn delete_webhook(&self, channel_id: i64, id: i64) -> Result<()> {
+    pub(super) async fn delete_webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<()> {
         let mut tx = self.writes.begin().await?;
         let done = sqlx::query("DELETE FROM webhooks WHERE channel_id = $1 AND id = $2")
             .bind(channel_id)
@@ -139,14 +140,14 @@ where
         Ok(())
     }
 
-    pub(super) async fn webhook(&self, channel_id: i64, id: i64) -> Result<Webhook> {
+    pub(super) async fn webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<Webhook> {
         let mut c = self.reader.acquire().await?;
         Self::webhook_of(&mut c, channel_id, id).await
     }
 
     pub(super) async fn list_webhooks(
         &self,
-        channel_id: i64,
+        channel_id: ChannelId,
         filter: &WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>> {
@@ -171,8 +172,8 @@ where
 
     pub(super) async fn webhook_of(
         c: &mut B::Connection,
-        channel_id: i64,
-        id: i64,
+        channel_id: ChannelId,
+        id: WebhookId,
     ) -> Result<Webhook> {
         sqlx::query_as::<B, WebhookRow>(&format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE channel_id = $1 AND id = $2"

@@ -1,15 +1,15 @@
 //! One attempt of a claimed delivery: build its body, sign and send it (over HTTP, or down its
 //! `herald listen` session), and decide from the answer what becomes of the delivery.
 
-use super::listeners::{ListenerHub, Pushed};
-use super::sender::{self, Request, Response, Sender};
+use super::sender::{self, Request, Sender};
 use super::{millis, EngineConfig};
-use crate::domain::delivery::{decide, AttemptOutcome, Next};
+use crate::domain::delivery::{decide, Attempt, AttemptOutcome, Fate, Response};
 use crate::domain::event;
-use crate::domain::ids::{encode, Kind};
+use crate::domain::ids::Typed;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::LISTENER_SCHEME;
-use crate::store::{Claimed, Fate, Recorded};
+use crate::outbox::hub::{ListenerHub, Pushed};
+use crate::store::{Claimed, Recorded};
 use bytes::Bytes;
 
 /// Makes one attempt of `claim` and returns its outcome, to be recorded. Never fails: what went
@@ -20,7 +20,7 @@ pub(super) async fn attempt(
     config: &EngineConfig,
     claim: Claimed,
 ) -> Recorded {
-    let hook_id = encode(Kind::Webhook, claim.webhook_id);
+    let hook_id = claim.webhook_id.global();
     let event_name = claim.event.as_str();
     let body = Bytes::from(event::body(
         &hook_id,
@@ -62,33 +62,24 @@ fn pushed(claim: &Claimed, request: &Request<'_>) -> Pushed {
 /// What becomes of the delivery after this outcome, retries drawn with jitter.
 fn fate(outcome: &AttemptOutcome, claim: &Claimed, config: &EngineConfig) -> Fate {
     let unit: f64 = rand::random();
-    match decide(
-        outcome,
-        claim.retries_made,
-        claim.max_retries,
-        &config.retry,
-        unit,
-    ) {
-        Next::Succeeded => Fate::Succeeded,
-        Next::Retry(delay) => Fate::Retry {
-            at: now_ms() + millis(delay),
-        },
-        Next::Failed { gone } => Fate::Failed { gone },
-    }
+    let (made, max) = (claim.retries_made, claim.max_retries);
+    decide(outcome, made, max, &config.retry, unit, now_ms())
 }
 
 fn recorded(claim: Claimed, response: Response, fate: Fate) -> Recorded {
     Recorded {
-        delivery_id: claim.delivery_id,
+        attempt: Attempt {
+            delivery_id: claim.delivery_id,
+            at: response.at.timestamp_millis(),
+            url: claim.url,
+            code: response.outcome.code.map(i64::from),
+            result: response.outcome.result,
+            message: response.outcome.message,
+            duration_ms: millis(response.duration),
+            response_body: response.response_body,
+        },
         webhook_id: claim.webhook_id,
         lease: claim.lease,
-        at: response.at.timestamp_millis(),
-        url: claim.url,
-        code: response.outcome.code.map(i64::from),
-        result: response.outcome.result,
-        message: response.outcome.message,
-        duration_ms: millis(response.duration),
-        response_body: response.response_body,
         fate,
     }
 }

@@ -7,10 +7,12 @@
 //! deliveries meanwhile.
 
 use super::attempt::attempt;
-use super::scheduler::{ClaimQuotas, HandBack, Lease, RetryTimers, Scheduler, MAX_UNRECORDED};
+use super::scheduler::{ClaimQuotas, HandBack, RetryTimers, Scheduler, MAX_UNRECORDED};
 use super::{millis, Engine};
+use crate::domain::delivery::Fate;
+use crate::domain::ids::WebhookId;
 use crate::domain::time::now_ms;
-use crate::store::{Claimed, Fate, Recorded};
+use crate::store::{Claimed, Lease, Recorded, Round};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,8 +40,10 @@ pub(super) struct Intake {
 #[derive(Default)]
 struct Arrivals {
     /// Webhooks with deliveries enqueued.
-    woken: HashSet<i64>,
+    woken: HashSet<WebhookId>,
     handed_over: Vec<HandedOver>,
+    /// Webhooks whose breaker is to close (woken too).
+    closed: Vec<WebhookId>,
 }
 
 /// A delivery a change claimed for this engine.
@@ -50,12 +54,21 @@ struct HandedOver {
 }
 
 impl Intake {
-    pub(super) fn wake(&self, webhook_ids: &[i64]) {
+    pub(super) fn wake(&self, webhook_ids: &[WebhookId]) {
         if webhook_ids.is_empty() {
             return;
         }
         if let Ok(mut arrivals) = self.arrivals.lock() {
             arrivals.woken.extend(webhook_ids);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Closes a webhook's breaker and wakes the dispatcher for it.
+    pub(super) fn close_breaker(&self, webhook: WebhookId) {
+        if let Ok(mut arrivals) = self.arrivals.lock() {
+            arrivals.closed.push(webhook);
+            arrivals.woken.insert(webhook);
         }
         self.notify.notify_one();
     }
@@ -95,7 +108,7 @@ impl Engine {
 
     /// One database round, as a task of its own: puts `handed_back` in the queue again, then
     /// records `records` and claims by `quotas` in one transaction (see
-    /// [`Store::settle`](crate::store::Store::settle)).
+    /// [`Store::record_and_claim`](crate::store::Store::record_and_claim)).
     async fn round(
         self: Arc<Self>,
         records: Vec<Recorded>,
@@ -103,7 +116,7 @@ impl Engine {
         quotas: ClaimQuotas,
     ) -> FinishedRound {
         let started = Instant::now();
-        let claimed = self.settle(&records, &handed_back, &quotas).await;
+        let claimed = self.record_and_claim(&records, &handed_back, &quotas).await;
         let took = started.elapsed();
         if took > SLOW_ROUND {
             warn!(
@@ -122,26 +135,26 @@ impl Engine {
         }
     }
 
-    async fn settle(
+    async fn record_and_claim(
         &self,
         records: &[Recorded],
         handed_back: &[HandBack],
         quotas: &ClaimQuotas,
     ) -> crate::store::Result<Vec<Claimed>> {
         if !handed_back.is_empty() {
-            let leases: Vec<(i64, i64)> = handed_back.iter().map(|b| b.as_lease().pair()).collect();
+            let leases: Vec<Lease> = handed_back.iter().map(HandBack::as_lease).collect();
             self.store.release(&leases).await?;
         }
         let now = now_ms();
         self.store
-            .settle(
+            .record_and_claim(Round {
                 records,
-                quotas.as_pairs(),
-                &self.listeners.connected(),
+                quotas: quotas.as_slice(),
+                listeners: &self.listeners.connected(),
                 now,
-                now + millis(self.config.lease()),
-                millis(self.config.disable_after),
-            )
+                lease_until: now + millis(self.config.lease()),
+                disable_after_ms: millis(self.config.disable_after),
+            })
             .await
     }
 }
@@ -174,7 +187,7 @@ struct Dispatcher {
     outcome_rx: mpsc::UnboundedReceiver<Recorded>,
     tasks: JoinSet<()>,
     /// Webhooks that may have deliveries due: the next round claims for them.
-    candidates: HashSet<i64>,
+    candidates: HashSet<WebhookId>,
     /// Outcomes not yet given to a round.
     unrecorded: Vec<Recorded>,
     /// Handed-over deliveries to put back in the queue at the next round.
@@ -249,6 +262,9 @@ impl Dispatcher {
 
     fn take_arrivals(&mut self) {
         let arrivals = self.engine.intake.take();
+        for webhook in arrivals.closed {
+            self.scheduler.close_breaker(webhook);
+        }
         self.candidates.extend(arrivals.woken);
         for h in arrivals.handed_over {
             self.scheduler
@@ -397,7 +413,7 @@ impl Dispatcher {
     /// Forgets the candidates a round found fewer due deliveries for than it asked: drained
     /// for now.
     fn drop_drained(&mut self, quotas: &ClaimQuotas, claimed: &[Claimed]) {
-        let mut got: HashMap<i64, i64> = HashMap::new();
+        let mut got: HashMap<WebhookId, i64> = HashMap::new();
         for c in claimed {
             *got.entry(c.webhook_id).or_default() += 1;
         }
@@ -428,8 +444,8 @@ impl Dispatcher {
         let (engine, done) = (self.engine.clone(), self.outcome_tx.clone());
         let span = info_span!(
             "attempt",
-            delivery.id = claim.delivery_id,
-            webhook.id = claim.webhook_id,
+            delivery.id = claim.delivery_id.get(),
+            webhook.id = claim.webhook_id.get(),
             attempt = claim.retries_made + 1
         );
         self.tasks.spawn(
@@ -502,11 +518,10 @@ impl Dispatcher {
         for h in self.engine.intake.take().handed_over {
             self.scheduler.add_waiting(h.claim, h.claimed_until);
         }
-        let unfinished: Vec<(i64, i64)> = self
+        let unfinished: Vec<Lease> = self
             .scheduler
             .unfinished()
             .chain(self.to_hand_back.iter().map(HandBack::as_lease))
-            .map(Lease::pair)
             .collect();
         if !unfinished.is_empty() {
             if let Err(e) = self.engine.store.release(&unfinished).await {

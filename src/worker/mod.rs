@@ -18,30 +18,36 @@
 //! back to the queue. On shutdown the dispatcher stops claiming, lets attempts in flight finish
 //! for a grace period, records them, and hands back the rest.
 //!
+//! The engine takes its work from the outbox, through [`Deliverer`], which it implements:
+//! deliveries handed over, webhooks to wake, attempts asked for now. It pushes deliveries to
+//! `herald listen` sessions through the outbox's hub.
+//!
 //! The parts: `dispatch` runs the loop and the database rounds; `scheduler` keeps the bounds,
 //! the waiting hand-offs and the retry timers; `breaker` holds back a failing webhook;
-//! `attempt` makes one attempt; [`sender`] is the outbound HTTP client; [`listeners`] holds the
-//! `herald listen` sessions.
+//! `attempt` makes one attempt; [`sender`] is the outbound HTTP client.
 
 mod attempt;
 mod breaker;
 mod dispatch;
-pub mod listeners;
 mod scheduler;
 pub mod sender;
 #[cfg(test)]
 mod testing;
 
+use crate::domain::delivery::Fate;
+use crate::domain::ids::WebhookId;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::time::now_ms;
-use crate::store::{Claimed, Fate, HandOff, SharedStore};
+use crate::outbox::hub::ListenerHub;
+use crate::outbox::{Deliverer, HandshakeFailed};
+use crate::store::{Claimed, HandOff, SharedStore, StoreError};
+use async_trait::async_trait;
 use dispatch::Intake;
-use listeners::ListenerHub;
 use scheduler::Scheduler;
 use sender::Sender;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The engine's settings.
 #[derive(Debug, Clone)]
@@ -65,7 +71,8 @@ impl EngineConfig {
 }
 
 /// Delivers the queued deliveries of the whole database, and those this process's changes
-/// hand to it (see the module documentation). [`Engine::run`] drives it.
+/// hand to it (see the module documentation). [`Engine::run`] drives it; the outbox reaches it
+/// as a [`Deliverer`].
 pub struct Engine {
     store: SharedStore,
     sender: Sender,
@@ -77,60 +84,33 @@ pub struct Engine {
     listeners: Arc<ListenerHub>,
 }
 
-/// The dispatcher's word on hand-offs: whether it takes none, and which webhooks it has no room
-/// for.
+/// The dispatcher's word on hand-offs (whether it takes none, and which webhooks it has no room
+/// for), and its breakers' pauses.
 #[derive(Default)]
 struct HandOffLimits {
     refuse_all: bool,
-    busy_webhooks: Arc<HashSet<i64>>,
+    busy_webhooks: Arc<HashSet<WebhookId>>,
+    /// When each paused webhook may be tried again (ms), as of `breakers_version`.
+    paused: HashMap<WebhookId, i64>,
+    breakers_version: u64,
 }
 
 impl Engine {
-    pub fn new(store: SharedStore, sender: Sender, config: EngineConfig) -> Self {
+    /// An engine delivering the queue of `store`, and to the `herald listen` sessions of `hub`.
+    pub fn new(
+        store: SharedStore,
+        sender: Sender,
+        config: EngineConfig,
+        hub: Arc<ListenerHub>,
+    ) -> Self {
         Engine {
             store,
             sender,
             config,
             intake: Intake::default(),
             hand_off_limits: Mutex::default(),
-            listeners: Arc::default(),
+            listeners: hub,
         }
-    }
-
-    /// When a claim made now runs out.
-    pub fn lease_until(&self, now: i64) -> i64 {
-        now + millis(self.config.lease())
-    }
-
-    /// Connected `herald listen` sessions.
-    pub fn listeners(&self) -> &Arc<ListenerHub> {
-        &self.listeners
-    }
-
-    /// Wakes the dispatcher for these webhooks.
-    pub fn wake(&self, webhook_ids: &[i64]) {
-        self.intake.wake(webhook_ids);
-    }
-
-    /// What a change about to be written may claim for this engine: deliveries to webhooks it
-    /// has room for, claimed for one lease.
-    pub fn hand_off_terms(&self) -> HandOff {
-        let Ok(limits) = self.hand_off_limits.lock() else {
-            return HandOff::default();
-        };
-        if limits.refuse_all {
-            return HandOff::default();
-        }
-        HandOff {
-            until: self.lease_until(now_ms()),
-            except: limits.busy_webhooks.clone(),
-        }
-    }
-
-    /// Takes deliveries a change claimed for this engine (under [`Engine::hand_off_terms`]),
-    /// claimed until `until` (ms). Those it cannot start in time go back to the queue.
-    pub fn hand_off(&self, claims: Vec<Claimed>, until: i64) {
-        self.intake.hand_off(claims, until);
     }
 
     /// Publishes what changes may hand over. Nothing while more outcomes wait to be recorded
@@ -144,17 +124,46 @@ impl Engine {
             if *limits.busy_webhooks != busy {
                 limits.busy_webhooks = Arc::new(busy);
             }
+            let breakers = scheduler.breakers();
+            if limits.breakers_version != breakers.version() {
+                limits.breakers_version = breakers.version();
+                let (now, now_ms) = (Instant::now(), now_ms());
+                let at = |until: Instant| now_ms + millis(until.saturating_duration_since(now));
+                let paused = breakers.pauses().map(|(w, until)| (w, at(until)));
+                limits.paused = paused.collect();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Deliverer for Engine {
+    fn hand_off_terms(&self) -> HandOff {
+        let Ok(limits) = self.hand_off_limits.lock() else {
+            return HandOff::none();
+        };
+        if limits.refuse_all {
+            return HandOff::none();
+        }
+        HandOff {
+            until: self.lease_until(now_ms()),
+            except: limits.busy_webhooks.clone(),
         }
     }
 
-    /// The outbound client (also used for endpoint handshakes).
-    pub fn sender(&self) -> &Sender {
-        &self.sender
+    fn hand_over(&self, claims: Vec<Claimed>, claimed_until: i64) {
+        self.intake.hand_off(claims, claimed_until);
     }
 
-    /// Attempts a delivery claimed outside the dispatcher (a test ping, a redelivery) right
-    /// away, and records the outcome.
-    pub async fn attempt_now(&self, claim: Claimed) -> crate::store::Result<()> {
+    fn wake(&self, webhooks: &[WebhookId]) {
+        self.intake.wake(webhooks);
+    }
+
+    fn lease_until(&self, now: i64) -> i64 {
+        now + millis(self.config.lease())
+    }
+
+    async fn attempt_now(&self, claim: Claimed) -> Result<(), StoreError> {
         let record = attempt::attempt(&self.sender, &self.listeners, &self.config, claim).await;
         self.store
             .record(
@@ -163,10 +172,26 @@ impl Engine {
                 millis(self.config.disable_after),
             )
             .await?;
-        if matches!(record.fate, Fate::Retry { .. }) {
-            self.intake.wake(&[record.webhook_id]);
+        match record.fate {
+            // The receiver is back: its queued deliveries need not wait out a pause.
+            Fate::Succeeded => self.intake.close_breaker(record.webhook_id),
+            Fate::Retry { .. } => self.intake.wake(&[record.webhook_id]),
+            Fate::Failed { .. } => {}
         }
         Ok(())
+    }
+
+    fn reset(&self, webhook: WebhookId) {
+        self.intake.close_breaker(webhook);
+    }
+
+    fn paused_until(&self, webhook: WebhookId) -> Option<i64> {
+        let limits = self.hand_off_limits.lock().ok()?;
+        limits.paused.get(&webhook).copied()
+    }
+
+    async fn handshake(&self, url: &str, token: &str) -> Result<(), HandshakeFailed> {
+        Ok(self.sender.handshake(url, token).await?)
     }
 }
 

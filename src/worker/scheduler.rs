@@ -6,7 +6,9 @@
 //! already claimed wait here for room, up to [`WAITING`] times the room in flight.
 
 use super::breaker::Breakers;
-use crate::store::{Claimed, Fate, Recorded};
+use crate::domain::delivery::Fate;
+use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::store::{Claimed, Lease, Quota, Recorded};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -24,26 +26,12 @@ const WAITING: usize = 2;
 /// [`Scheduler::claim_quotas`]).
 const CLAIM_BATCH: usize = 16;
 
-/// A claim on a delivery: the delivery, and the lease that identifies the claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Lease {
-    pub delivery: i64,
-    pub lease: i64,
-}
-
-impl Lease {
-    /// `(delivery id, lease)`, as [`Store::release`](crate::store::Store::release) takes it.
-    pub(super) fn pair(self) -> (i64, i64) {
-        (self.delivery, self.lease)
-    }
-}
-
 /// A handed-over delivery going back to the queue unattempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct HandBack {
-    pub delivery: i64,
+    pub delivery: DeliveryId,
     pub lease: i64,
-    pub webhook: i64,
+    pub webhook: WebhookId,
 }
 
 impl HandBack {
@@ -63,28 +51,17 @@ impl HandBack {
     }
 }
 
-/// How many due deliveries a round claims for one webhook.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Quota {
-    pub webhook: i64,
-    pub limit: i64,
-}
-
-/// The quotas of one round, kept in the shape
-/// [`Store::settle`](crate::store::Store::settle) takes, `(webhook id, limit)`, so a round
-/// passes them on as they are.
+/// The quotas of one round.
 #[derive(Debug, Default)]
-pub(super) struct ClaimQuotas(Vec<(i64, i64)>);
+pub(super) struct ClaimQuotas(Vec<Quota>);
 
 impl ClaimQuotas {
     fn push(&mut self, quota: Quota) {
-        self.0.push((quota.webhook, quota.limit));
+        self.0.push(quota);
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = Quota> + '_ {
-        self.0
-            .iter()
-            .map(|&(webhook, limit)| Quota { webhook, limit })
+        self.0.iter().copied()
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -95,8 +72,14 @@ impl ClaimQuotas {
         self.0.len()
     }
 
-    pub(super) fn as_pairs(&self) -> &[(i64, i64)] {
+    pub(super) fn as_slice(&self) -> &[Quota] {
         &self.0
+    }
+
+    /// The quotas as `(webhook, limit)` pairs, for tests to compare.
+    #[cfg(test)]
+    pub(super) fn pairs(&self) -> Vec<(i64, i64)> {
+        self.0.iter().map(|q| (q.webhook.get(), q.limit)).collect()
     }
 }
 
@@ -120,17 +103,17 @@ pub(super) struct Scheduler {
     max_in_flight: usize,
     per_webhook_max: usize,
     /// The lease of each attempt in flight, by delivery id.
-    in_flight: HashMap<i64, i64>,
-    in_flight_per_webhook: HashMap<i64, usize>,
+    in_flight: HashMap<DeliveryId, i64>,
+    in_flight_per_webhook: HashMap<WebhookId, usize>,
     breakers: Breakers,
     /// Per webhook, in the order handed over.
-    waiting: HashMap<i64, VecDeque<Waiting>>,
+    waiting: HashMap<WebhookId, VecDeque<Waiting>>,
     waiting_count: usize,
     /// Room held for the claims of the round in progress, per webhook.
-    reserved: HashMap<i64, usize>,
+    reserved: HashMap<WebhookId, usize>,
     reserved_count: usize,
     /// The last webhook claimed for: the next claims start after it.
-    last_served: i64,
+    last_served: WebhookId,
 }
 
 impl Scheduler {
@@ -145,7 +128,7 @@ impl Scheduler {
             waiting_count: 0,
             reserved: HashMap::new(),
             reserved_count: 0,
-            last_served: i64::MIN,
+            last_served: WebhookId(i64::MIN),
         }
     }
 
@@ -178,26 +161,26 @@ impl Scheduler {
     }
 
     /// How many attempts a webhook may have in flight now.
-    fn allowed(&self, webhook: i64, now: Instant) -> usize {
+    fn allowed(&self, webhook: WebhookId, now: Instant) -> usize {
         self.breakers.allowed(webhook, self.per_webhook_max, now)
     }
 
     /// Attempts in flight (or room held for them) and handed-over deliveries waiting, for one
     /// webhook.
-    fn load(&self, webhook: i64) -> usize {
+    fn load(&self, webhook: WebhookId) -> usize {
         self.running(webhook) + self.waiting_for(webhook)
     }
 
-    fn waiting_for(&self, webhook: i64) -> usize {
+    fn waiting_for(&self, webhook: WebhookId) -> usize {
         self.waiting.get(&webhook).map_or(0, VecDeque::len)
     }
 
     /// Attempts in flight for one webhook, with the room held for the round in progress.
-    fn running(&self, webhook: i64) -> usize {
+    fn running(&self, webhook: WebhookId) -> usize {
         self.in_flight_for(webhook) + self.reserved.get(&webhook).copied().unwrap_or(0)
     }
 
-    fn in_flight_for(&self, webhook: i64) -> usize {
+    fn in_flight_for(&self, webhook: WebhookId) -> usize {
         self.in_flight_per_webhook
             .get(&webhook)
             .copied()
@@ -223,7 +206,7 @@ impl Scheduler {
         if self.waiting_count == 0 {
             return out;
         }
-        let mut webhooks: Vec<i64> = self.waiting.keys().copied().collect();
+        let mut webhooks: Vec<WebhookId> = self.waiting.keys().copied().collect();
         webhooks.sort_unstable();
         for w in webhooks {
             let allowed = self.allowed(w, now);
@@ -278,8 +261,8 @@ impl Scheduler {
     /// for a round's claims) and a share waiting, or failing. Room held for a round counts: a
     /// handed-over delivery could not start before the round ends, and those piling up behind
     /// it would go back to the queue, one more write each.
-    pub(super) fn busy_webhooks(&self) -> HashSet<i64> {
-        let mut busy: HashSet<i64> = self.breakers.failing().collect();
+    pub(super) fn busy_webhooks(&self) -> HashSet<WebhookId> {
+        let mut busy: HashSet<WebhookId> = self.breakers.failing().collect();
         busy.extend(
             self.in_flight_per_webhook
                 .keys()
@@ -298,14 +281,18 @@ impl Scheduler {
     /// claimed while less than [`CLAIM_BATCH`]th of the engine is free. The webhooks take
     /// turns, starting after the last one served, so under overload the engine's room goes
     /// round them all rather than to the lowest ids.
-    pub(super) fn claim_quotas(&mut self, candidates: &HashSet<i64>, now: Instant) -> ClaimQuotas {
+    pub(super) fn claim_quotas(
+        &mut self,
+        candidates: &HashSet<WebhookId>,
+        now: Instant,
+    ) -> ClaimQuotas {
         let mut budget = self
             .max_in_flight
             .saturating_sub(self.occupied() + self.waiting_count);
         if budget < (self.max_in_flight / CLAIM_BATCH).max(1) {
             return ClaimQuotas::default();
         }
-        let mut ordered: Vec<i64> = candidates.iter().copied().collect();
+        let mut ordered: Vec<WebhookId> = candidates.iter().copied().collect();
         ordered.sort_unstable();
         let first = ordered.partition_point(|w| *w <= self.last_served);
         ordered.rotate_left(first);
@@ -328,14 +315,24 @@ impl Scheduler {
         quotas
     }
 
-    pub(super) fn start(&mut self, delivery: i64, webhook: i64, lease: i64) {
+    pub(super) fn start(&mut self, delivery: DeliveryId, webhook: WebhookId, lease: i64) {
         self.in_flight.insert(delivery, lease);
         *self.in_flight_per_webhook.entry(webhook).or_default() += 1;
     }
 
+    /// The breakers, to read.
+    pub(super) fn breakers(&self) -> &Breakers {
+        &self.breakers
+    }
+
+    /// Closes a webhook's breaker: a success elsewhere, or a new URL.
+    pub(super) fn close_breaker(&mut self, webhook: WebhookId) {
+        self.breakers.close(webhook);
+    }
+
     /// Frees the attempt's room, and tells its webhook's breaker how it went.
     pub(super) fn finish(&mut self, done: &Recorded, now: Instant) {
-        self.in_flight.remove(&done.delivery_id);
+        self.in_flight.remove(&done.attempt.delivery_id);
         if let Some(n) = self.in_flight_per_webhook.get_mut(&done.webhook_id) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -352,10 +349,7 @@ impl Scheduler {
             .in_flight
             .iter()
             .map(|(&delivery, &lease)| Lease { delivery, lease });
-        let waiting = self.waiting.values().flatten().map(|w| Lease {
-            delivery: w.claim.delivery_id,
-            lease: w.claim.lease,
-        });
+        let waiting = self.waiting.values().flatten().map(|w| w.claim.lease());
         in_flight.chain(waiting)
     }
 }
@@ -369,13 +363,13 @@ pub(super) struct RetryTimers(BinaryHeap<Reverse<RetryDue>>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct RetryDue {
     at: i64,
-    webhook: i64,
+    webhook: WebhookId,
 }
 
 impl RetryTimers {
     const MAX: usize = 65_536;
 
-    pub(super) fn schedule(&mut self, at: i64, webhook: i64) {
+    pub(super) fn schedule(&mut self, at: i64, webhook: WebhookId) {
         if self.0.len() < Self::MAX {
             self.0.push(Reverse(RetryDue { at, webhook }));
         }
@@ -387,7 +381,7 @@ impl RetryTimers {
     }
 
     /// Takes the webhooks whose retries are due at `now`.
-    pub(super) fn take_due(&mut self, now: i64) -> Vec<i64> {
+    pub(super) fn take_due(&mut self, now: i64) -> Vec<WebhookId> {
         let mut out = Vec::new();
         while let Some(Reverse(due)) = self.0.peek().copied() {
             if due.at > now {

@@ -5,7 +5,7 @@
 //! name cannot resolve to a public address for the check and a private one for the connection
 //! (DNS rebinding). URLs with a literal IP are checked before the request.
 
-use crate::domain::delivery::{AttemptOutcome, AttemptResult, RESPONSE_BODY_CAP};
+use crate::domain::delivery::{AttemptOutcome, AttemptResult, Response, RESPONSE_BODY_CAP};
 use crate::domain::net::{NetPolicy, NotPublic};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -37,15 +37,6 @@ pub struct Request<'a> {
     pub secrets: &'a [String],
     /// Shared with the request as it is sent, never copied.
     pub body: &'a Bytes,
-}
-
-/// What an attempt came to.
-#[derive(Debug, Clone)]
-pub struct Response {
-    pub outcome: AttemptOutcome,
-    pub at: DateTime<Utc>,
-    pub duration: Duration,
-    pub response_body: Option<String>,
 }
 
 #[derive(Clone)]

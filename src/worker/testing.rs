@@ -1,24 +1,27 @@
-//! Claims and outcomes for the worker's unit tests.
+//! Claims and outcomes for the worker's unit tests, named by plain numbers.
 
-use crate::domain::delivery::AttemptResult;
+use crate::domain::delivery::{Attempt, AttemptResult, Fate};
 use crate::domain::event::EventName;
-use crate::store::{Claimed, Fate, Recorded};
+use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::store::{Claimed, Recorded};
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The outcome of an attempt of `delivery` to `webhook`: succeeded, or failed for good.
 pub(super) fn done(delivery: i64, webhook: i64, ok: bool) -> Recorded {
     Recorded {
-        delivery_id: delivery,
-        webhook_id: webhook,
+        attempt: Attempt {
+            delivery_id: DeliveryId(delivery),
+            at: 0,
+            url: String::new(),
+            code: None,
+            result: AttemptResult::Unknown,
+            message: None,
+            duration_ms: 0,
+            response_body: None,
+        },
+        webhook_id: WebhookId(webhook),
         lease: 0,
-        at: 0,
-        url: String::new(),
-        code: None,
-        result: AttemptResult::Unknown,
-        message: None,
-        duration_ms: 0,
-        response_body: None,
         fate: if ok {
             Fate::Succeeded
         } else {
@@ -30,8 +33,8 @@ pub(super) fn done(delivery: i64, webhook: i64, ok: bool) -> Recorded {
 /// A claim of `delivery` to `webhook`, with lease 7.
 pub(super) fn claim(delivery: i64, webhook: i64) -> Claimed {
     Claimed {
-        delivery_id: delivery,
-        webhook_id: webhook,
+        delivery_id: DeliveryId(delivery),
+        webhook_id: WebhookId(webhook),
         lease: 7,
         nonce: String::new(),
         event: EventName::VideoUpdated,
@@ -45,9 +48,9 @@ pub(super) fn claim(delivery: i64, webhook: i64) -> Claimed {
 }
 
 pub(super) fn ids(claims: &[Claimed]) -> Vec<i64> {
-    claims.iter().map(|c| c.delivery_id).collect()
+    claims.iter().map(|c| c.delivery_id.get()).collect()
 }
 
-pub(super) fn set(ids: &[i64]) -> HashSet<i64> {
-    ids.iter().copied().collect()
+pub(super) fn set(ids: &[i64]) -> HashSet<WebhookId> {
+    ids.iter().copied().map(WebhookId).collect()
 }

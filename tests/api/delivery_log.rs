@@ -74,7 +74,7 @@ async fn deleting_a_webhook_drops_its_queued_deliveries() {
     let log = app
         .store
         .list_deliveries(
-            1,
+            herald::domain::ids::ChannelId(1),
             id,
             &Default::default(),
             herald::store::Page {
@@ -101,10 +101,11 @@ async fn deleting_a_webhook_deletes_its_deliveries_and_attempts_and_no_others() 
     app.wait_for_deliveries(&other, |d| d.len() == 2 && finished(d))
         .await;
     let (id, other_id) = (webhook_id(&hook), webhook_id(&other));
-    let of = |webhook: i64| {
+    let of = |webhook: herald::domain::ids::WebhookId| {
         format!(
             "SELECT COUNT(*) FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id \
-             WHERE d.webhook_id = {webhook}"
+             WHERE d.webhook_id = {}",
+            webhook.get()
         )
     };
     assert_eq!(app.db.count(&of(id)).await, 2, "one failed attempt each");

@@ -11,7 +11,7 @@ pub use receiver::{Reply, TestReceiver};
 use herald::app::{create_token, App, TokenRequest};
 use herald::config::Config;
 use herald::domain::content::Role;
-use herald::domain::ids::{decode, Kind};
+use herald::domain::ids::{Typed, WebhookId};
 use herald::store::SharedStore;
 use serde_json::{json, Value};
 use std::fmt::Debug;
@@ -446,8 +446,8 @@ pub async fn collection(app: &TestApp, name: &str) -> String {
 }
 
 /// The numeric ID behind a webhook's global ID, for tests that work the store directly.
-pub fn webhook_id(global: &str) -> i64 {
-    decode(Kind::Webhook, global).expect("a webhook ID")
+pub fn webhook_id(global: &str) -> WebhookId {
+    WebhookId::decode(global).expect("a webhook ID")
 }
 
 /// Each delivery's status, in log order.

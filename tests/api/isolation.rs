@@ -5,7 +5,7 @@ use crate::helpers::{
     all_are, closed_url, collection, finished, spawn_app_with, Reply, TestApp, TestReceiver,
     SECRET_A,
 };
-use herald::domain::ids::{encode, Kind};
+use herald::domain::ids::{ChannelId, Typed, UserId};
 use herald::domain::net::NetPolicy;
 use herald::domain::webhook::{parse_events, parse_secrets, NewWebhook, WebhookEvent, WebhookUrl};
 use std::time::Duration;
@@ -106,8 +106,12 @@ async fn raw_webhook(app: &TestApp, url: &str) -> String {
         enabled: true,
         listener: false,
     };
-    let w = app.store.create_webhook(1, 1, &new).await.expect("webhook");
-    encode(Kind::Webhook, w.id)
+    let w = app
+        .store
+        .create_webhook(ChannelId(1), UserId(1), &new)
+        .await
+        .expect("webhook");
+    w.id.global()
 }
 
 #[tokio::test]

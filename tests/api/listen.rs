@@ -8,7 +8,7 @@ use crate::helpers::{
 use herald_verify::{Scheme, Verifier};
 use serde_json::json;
 
-fn listen(app: &TestApp, forward_to: &str) -> Process {
+pub(crate) fn listen(app: &TestApp, forward_to: &str) -> Process {
     Process::spawn(
         herald()
             .args([
@@ -45,7 +45,7 @@ async fn refused(app: &TestApp, token: &str) -> String {
     listen_fails(&app.url(""), token, "http://127.0.0.1:9/hook").await
 }
 
-async fn listener_webhook(app: &TestApp) -> String {
+pub(crate) async fn listener_webhook(app: &TestApp) -> String {
     let r = app
         .graphql("{ channel { webhooks { nodes { id url } } } }", json!({}))
         .await;

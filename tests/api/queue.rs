@@ -2,54 +2,57 @@
 //! and two engines sharing one database.
 
 use crate::helpers::{
-    collection, finished, first_is, spawn_app, spawn_app_with, start, statuses, test_config,
-    webhook_id, Reply, TestApp, TestReceiver, SECRET_A,
+    collection, finished, first_is, spawn_app, spawn_app_with, start, statuses, webhook_id, Reply,
+    TestApp, TestReceiver, SECRET_A,
 };
+use herald::domain::ids::{ChannelId, WebhookId};
+use herald::store::{Actor, Quota, Round};
 use serde_json::json;
 use std::time::Duration;
 
-/// A webhook to `rx` (its numeric id) and the channel's first user, for tests that work the
-/// store directly.
-async fn webhook_and_admin(app: &TestApp, rx: &TestReceiver) -> (i64, i64) {
-    let hook = app.collection_hook(rx, 3).await;
-    let page = herald::store::Page {
-        after: None,
-        limit: 1,
-    };
-    let users = app.store.list_users(1, page).await.expect("users");
-    (webhook_id(&hook), users[0].id)
+/// A webhook to `rx` and the channel's admin, for tests that work the store directly.
+async fn webhook_and_admin(app: &TestApp, rx: &TestReceiver) -> (WebhookId, Actor) {
+    let hook = app
+        .create_webhook(&rx.url(), &["COLLECTION"], &[SECRET_A], 3)
+        .await;
+    let webhook_id = webhook_id(&hook);
+    let token = herald::domain::token::hash(&app.token);
+    let admin = app.store.authenticate(&token).await.expect("authenticate");
+    (webhook_id, admin.expect("the admin"))
 }
 
 #[tokio::test]
 async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none() {
-    use herald::domain::delivery::{AttemptResult, DeliveryStatus};
-    use herald::store::{Fate, Recorded};
+    use herald::domain::delivery::{Attempt, AttemptResult, DeliveryStatus, Fate};
+    use herald::store::Recorded;
     let app = spawn_app().await;
     let rx = TestReceiver::start().await;
-    let (webhook_id, admin_id) = webhook_and_admin(&app, &rx).await;
+    let (webhook_id, admin) = webhook_and_admin(&app, &rx).await;
     let now = herald::domain::time::now_ms();
     // Claimed for an hour: the engine leaves it alone, the test records its attempts.
     let claimed = app
         .store
-        .claim_ping(1, admin_id, webhook_id, now, now + 3_600_000)
+        .claim_ping(&admin, webhook_id, now, now + 3_600_000)
         .await
         .expect("ping");
     let record = |lease: i64| Recorded {
-        delivery_id: claimed.delivery_id,
+        attempt: Attempt {
+            delivery_id: claimed.delivery_id,
+            at: now,
+            url: rx.url(),
+            code: Some(200),
+            result: AttemptResult::Success,
+            message: None,
+            duration_ms: 1,
+            response_body: None,
+        },
         webhook_id,
         lease,
-        at: now,
-        url: rx.url(),
-        code: Some(200),
-        result: AttemptResult::Success,
-        message: None,
-        duration_ms: 1,
-        response_body: None,
         fate: Fate::Succeeded,
     };
     let status = || async {
         app.store
-            .delivery(1, claimed.delivery_id)
+            .delivery(ChannelId(1), claimed.delivery_id)
             .await
             .expect("delivery")
             .status
@@ -76,7 +79,7 @@ async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none()
     assert_eq!(status().await, DeliveryStatus::Succeeded);
 
     app.store
-        .delete_webhook(1, webhook_id)
+        .delete_webhook(ChannelId(1), webhook_id)
         .await
         .expect("delete");
     app.store
@@ -97,22 +100,33 @@ async fn a_stale_record_adds_only_its_attempt_and_a_deleted_delivery_gets_none()
 async fn a_claim_holds_a_delivery_until_it_runs_out_and_leaves_its_due_time_alone() {
     let app = spawn_app().await;
     let rx = TestReceiver::start().await;
-    let (webhook_id, admin_id) = webhook_and_admin(&app, &rx).await;
+    let (webhook_id, admin) = webhook_and_admin(&app, &rx).await;
     // Ten hours ahead, so the running engine (on the real clock) never finds it due.
     let hour = 3_600_000;
     let due = herald::domain::time::now_ms() + 10 * hour;
     let first = app
         .store
-        .claim_ping(1, admin_id, webhook_id, due, due + hour)
+        .claim_ping(&admin, webhook_id, due, due + hour)
         .await
         .expect("ping");
     let claim_at = |now: i64| {
         let store = app.store.clone();
         async move {
+            let quotas = [Quota {
+                webhook: webhook_id,
+                limit: 10,
+            }];
             store
-                .settle(&[], &[(webhook_id, 10)], &[], now, now + hour, 60_000)
+                .record_and_claim(Round {
+                    records: &[],
+                    quotas: &quotas,
+                    listeners: &[],
+                    now,
+                    lease_until: now + hour,
+                    disable_after_ms: 60_000,
+                })
                 .await
-                .expect("settle")
+                .expect("claim")
         }
     };
     assert!(
@@ -126,7 +140,7 @@ async fn a_claim_holds_a_delivery_until_it_runs_out_and_leaves_its_due_time_alon
     assert!(claim_at(due + hour + 2).await.is_empty(), "claimed again");
     let delivery = app
         .store
-        .delivery(1, first.delivery_id)
+        .delivery(ChannelId(1), first.delivery_id)
         .await
         .expect("delivery");
     assert_eq!(
@@ -135,7 +149,7 @@ async fn a_claim_holds_a_delivery_until_it_runs_out_and_leaves_its_due_time_alon
     );
 
     app.store
-        .release(&[(first.delivery_id, first.lease)])
+        .release(&[first.lease()])
         .await
         .expect("stale release");
     assert!(
@@ -143,7 +157,7 @@ async fn a_claim_holds_a_delivery_until_it_runs_out_and_leaves_its_due_time_alon
         "a release under a stale lease changes nothing"
     );
     app.store
-        .release(&[(first.delivery_id, again[0].lease)])
+        .release(&[again[0].lease()])
         .await
         .expect("release");
     let back = claim_at(due + hour + 4).await;
@@ -207,42 +221,4 @@ async fn shutdown_hands_back_attempts_in_flight_and_a_restart_delivers_them() {
     assert_eq!(got[1].json()["collection"]["name"], "Interrupted");
     let log = app.wait_for_deliveries(&hook, first_is("SUCCEEDED")).await;
     assert_eq!(log.len(), 1);
-}
-
-#[tokio::test]
-async fn two_engines_on_one_database_never_attempt_the_same_delivery_twice() {
-    let app = spawn_app().await;
-    let second = herald::app::App::build(test_config(&app.db.url))
-        .await
-        .expect("second engine");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let engine = tokio::spawn(second.engine.clone().run(stopped));
-    let rx = TestReceiver::start().await;
-    let mut hooks = Vec::new();
-    for _ in 0..4 {
-        hooks.push(
-            app.create_webhook(&rx.url(), &["COLLECTION"], &[SECRET_A], 0)
-                .await,
-        );
-    }
-    for i in 0..40 {
-        collection(&app, &format!("C{i}")).await;
-    }
-    let got = rx.wait_for(160).await;
-    let mut seen = std::collections::HashSet::new();
-    for r in &got {
-        assert!(
-            seen.insert(r.header("rewatch-hook-delivery-nonce").to_owned()),
-            "a delivery was attempted twice"
-        );
-    }
-    assert_eq!(seen.len(), 160);
-    for hook in &hooks {
-        app.wait_for_deliveries(hook, |d| {
-            d.len() == 40 && d.iter().all(|x| x["status"] == "SUCCEEDED")
-        })
-        .await;
-    }
-    let _ = stop.send(true);
-    engine.await.expect("engine stops");
 }

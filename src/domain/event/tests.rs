@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::domain::content::{Role, Visibility};
+use crate::domain::ids::{ChannelId, UserId};
 use chrono::DateTime;
 
 fn fixture(name: &str) -> Value {
@@ -22,7 +23,7 @@ fn ms(s: &str) -> i64 {
 
 fn channel() -> Channel {
     Channel {
-        id: 1,
+        id: ChannelId(1),
         subdomain: "example".into(),
         name: "Rewatch Example".into(),
         description: None,
@@ -32,8 +33,8 @@ fn channel() -> Channel {
 
 fn actor() -> User {
     User {
-        id: 6173,
-        channel_id: 1,
+        id: UserId(6173),
+        channel_id: ChannelId(1),
         email: "user@example.com".into(),
         first_name: "Example".into(),
         last_name: "User".into(),
@@ -53,7 +54,7 @@ fn collection(
 ) -> Collection {
     Collection {
         id,
-        channel_id: 1,
+        channel_id: ChannelId(1),
         parent_id: parent,
         name: name.into(),
         slug: slug.into(),
@@ -138,7 +139,7 @@ fn video_added_to_channel() {
     );
     let video = Video {
         id: 13860,
-        channel_id: 1,
+        channel_id: ChannelId(1),
         title: "All-hands presentation".into(),
         slug: "all-hands-presentation".into(),
         summary: "The latest updates from the leadership team.".into(),
@@ -158,7 +159,7 @@ fn video_added_to_channel() {
 fn zoom_call(title: &str) -> Video {
     Video {
         id: 11820,
-        channel_id: 1,
+        channel_id: ChannelId(1),
         title: title.into(),
         slug: "snack".into(),
         summary: String::new(),

@@ -5,16 +5,17 @@ use crate::worker::breaker;
 use crate::worker::testing::{claim, done, ids, set};
 
 fn sorted_leases(s: &Scheduler) -> Vec<(i64, i64)> {
-    let mut left: Vec<(i64, i64)> = s.unfinished().map(Lease::pair).collect();
+    let pair = |l: Lease| (l.delivery.get(), l.lease);
+    let mut left: Vec<(i64, i64)> = s.unfinished().map(pair).collect();
     left.sort_unstable();
     left
 }
 
 fn back(delivery: i64, webhook: i64) -> HandBack {
     HandBack {
-        delivery,
+        delivery: DeliveryId(delivery),
         lease: 7,
-        webhook,
+        webhook: WebhookId(webhook),
     }
 }
 
@@ -92,7 +93,7 @@ fn handed_over_deliveries_go_back_when_late_beyond_the_share_or_paused() {
 
     let t0 = Instant::now();
     for d in 0..i64::from(breaker::TRIP) {
-        s.start(100 + d, 9, 0);
+        s.start(DeliveryId(100 + d), WebhookId(9), 0);
         s.finish(&done(100 + d, 9, false), t0);
     }
     s.add_waiting(claim(6, 9), 1_000);
@@ -103,7 +104,7 @@ fn handed_over_deliveries_go_back_when_late_beyond_the_share_or_paused() {
         vec![back(6, 9)],
         "a paused webhook's deliveries go back to the queue"
     );
-    assert!(s.busy_webhooks().contains(&9));
+    assert!(s.busy_webhooks().contains(&WebhookId(9)));
 }
 
 #[test]
@@ -120,7 +121,7 @@ fn nothing_is_handed_over_while_outcomes_wait_to_be_recorded() {
 fn a_round_holds_room_for_its_claims() {
     let mut s = Scheduler::new(10, 4);
     let quotas = s.claim_quotas(&set(&[1]), Instant::now());
-    assert_eq!(quotas.as_pairs(), [(1, 4)]);
+    assert_eq!(quotas.pairs(), [(1, 4)]);
     s.reserve(&quotas);
     for d in 1..=4 {
         s.add_waiting(claim(d, 1), 1_000);
@@ -135,15 +136,18 @@ fn a_round_holds_room_for_its_claims() {
         "the handed-over ones wait for the round"
     );
     assert!(
-        s.busy_webhooks().contains(&1),
+        s.busy_webhooks().contains(&WebhookId(1)),
         "webhook 1's share is held for the round and a share waits: nothing more is handed over"
     );
     s.unreserve(&quotas);
-    assert!(!s.busy_webhooks().contains(&1), "the round is over");
+    assert!(
+        !s.busy_webhooks().contains(&WebhookId(1)),
+        "the round is over"
+    );
     let out = s.start_waiting(Instant::now(), 0);
     assert_eq!(ids(&out.started), vec![1, 2, 3, 4]);
     assert!(
-        !s.busy_webhooks().contains(&1),
+        !s.busy_webhooks().contains(&WebhookId(1)),
         "four in flight, none waiting"
     );
 }
@@ -151,12 +155,12 @@ fn a_round_holds_room_for_its_claims() {
 #[test]
 fn retry_timers_hand_out_webhooks_when_due_in_order() {
     let mut t = RetryTimers::default();
-    t.schedule(300, 3);
-    t.schedule(100, 1);
-    t.schedule(200, 2);
+    t.schedule(300, WebhookId(3));
+    t.schedule(100, WebhookId(1));
+    t.schedule(200, WebhookId(2));
     assert_eq!(t.next_due(), Some(100));
-    assert_eq!(t.take_due(99), Vec::<i64>::new());
-    assert_eq!(t.take_due(200), vec![1, 2]);
+    assert_eq!(t.take_due(99), Vec::<WebhookId>::new());
+    assert_eq!(t.take_due(200), vec![WebhookId(1), WebhookId(2)]);
     assert_eq!(t.next_due(), Some(300));
 }
 
@@ -164,13 +168,13 @@ fn retry_timers_hand_out_webhooks_when_due_in_order() {
 fn room_is_bounded_overall_and_per_webhook() {
     let mut s = Scheduler::new(5, 3);
     assert_eq!(
-        s.claim_quotas(&set(&[1, 2]), Instant::now()).as_pairs(),
+        s.claim_quotas(&set(&[1, 2]), Instant::now()).pairs(),
         [(1, 3), (2, 2)]
     );
-    s.start(10, 1, 0);
-    s.start(11, 1, 0);
+    s.start(DeliveryId(10), WebhookId(1), 0);
+    s.start(DeliveryId(11), WebhookId(1), 0);
     assert_eq!(
-        s.claim_quotas(&set(&[1, 2]), Instant::now()).as_pairs(),
+        s.claim_quotas(&set(&[1, 2]), Instant::now()).pairs(),
         [(1, 1), (2, 2)]
     );
     s.finish(&done(10, 1, true), Instant::now());
@@ -181,16 +185,16 @@ fn room_is_bounded_overall_and_per_webhook() {
 fn claims_come_in_batches_and_the_webhooks_take_turns() {
     let mut s = Scheduler::new(64, 8);
     for d in 0..7 {
-        s.start(d, 1, 0);
+        s.start(DeliveryId(d), WebhookId(1), 0);
     }
     assert_eq!(
-        s.claim_quotas(&set(&[1, 2]), Instant::now()).as_pairs(),
+        s.claim_quotas(&set(&[1, 2]), Instant::now()).pairs(),
         [(2, 8)],
         "room for one on webhook 1 is less than a quarter of its share: not worth a claim"
     );
-    s.start(7, 1, 0);
+    s.start(DeliveryId(7), WebhookId(1), 0);
     for d in 100..154 {
-        s.start(d, 50 + d, 0);
+        s.start(DeliveryId(d), WebhookId(50 + d), 0);
     }
     assert_eq!(s.occupied(), 62);
     assert!(
@@ -200,11 +204,11 @@ fn claims_come_in_batches_and_the_webhooks_take_turns() {
 
     let mut s = Scheduler::new(16, 8);
     assert_eq!(
-        s.claim_quotas(&set(&[1, 2, 3]), Instant::now()).as_pairs(),
+        s.claim_quotas(&set(&[1, 2, 3]), Instant::now()).pairs(),
         [(1, 8), (2, 8)]
     );
     assert_eq!(
-        s.claim_quotas(&set(&[1, 2, 3]), Instant::now()).as_pairs(),
+        s.claim_quotas(&set(&[1, 2, 3]), Instant::now()).pairs(),
         [(3, 8), (1, 8)],
         "the next claims start after the last webhook served"
     );

@@ -1,16 +1,18 @@
-//! The outbox: a content change writes its event, and a delivery of it to each subscribed
-//! webhook, in the change's own transaction, so an acknowledged change never loses its event.
+//! A change's event: the event, and a delivery of it to each subscribed webhook, written in the
+//! change's own transaction, so an acknowledged change never loses its event.
 //! Deliveries handed off to the process making the change are written already claimed (see
 //! [`HandOff`](super::HandOff)).
 
 use super::backend::{Backend, Value};
 use super::links::CHUNK;
 use super::rows::{secrets, CollectionRow, TargetRow, COLLECTION_COLUMNS};
+use super::types::Change;
 use super::webhooks::subscribed_to;
-use super::{Actor, Changed, Claimed, Result, SqlStore, StoreError};
+use super::{Changed, Claimed, Result, SqlStore, StoreError};
 use crate::domain::content::{Channel, Collection};
 use crate::domain::delivery::{new_nonce, DeliveryStatus};
 use crate::domain::event::{self, Catalog, EventName};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, WebhookId};
 use crate::domain::time::now_ms;
 use serde_json::{Map, Value as Json};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
@@ -22,7 +24,7 @@ use std::sync::Arc;
 pub(super) struct Emitted {
     claimed: Vec<Claimed>,
     claimed_until: i64,
-    enqueued: Vec<i64>,
+    enqueued: Vec<WebhookId>,
 }
 
 impl Emitted {
@@ -64,7 +66,7 @@ where
     /// returns the deliveries handed over to this process and the webhooks whose were left queued.
     pub(super) async fn emit(
         c: &mut B::Connection,
-        actor: &Actor,
+        change: Change<'_>,
         catalog: &Catalog,
         name: EventName,
         object_key: &str,
@@ -72,7 +74,8 @@ where
         updates: Option<Map<String, Json>>,
     ) -> Result<Emitted> {
         let now = now_ms();
-        let (user, channel, hand_off) = (&actor.user, &actor.channel, &actor.hand_off);
+        let (user, channel, hand_off) =
+            (&change.actor.user, &change.actor.channel, change.hand_off);
         let user_json = Catalog::user_json(user);
         let channel_json = catalog.channel_json(channel);
         let data: Arc<str> =
@@ -121,12 +124,12 @@ where
 
     pub(super) async fn insert_event(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         name: EventName,
         at: i64,
         data: &str,
-    ) -> Result<i64> {
-        Ok(sqlx::query_scalar::<B, i64>(
+    ) -> Result<EventId> {
+        Ok(sqlx::query_scalar::<B, EventId>(
             "INSERT INTO events (channel_id, name, at, data) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(channel_id)
@@ -141,7 +144,7 @@ where
     /// ends where the backend needs it (see [`Backend::KEY_SHARE`]).
     async fn targets(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         name: EventName,
     ) -> Result<Vec<TargetRow>> {
         let Some(subscription) = name.subscribed_by() else {
@@ -164,10 +167,10 @@ where
         c: &mut B::Connection,
         hooks: &[TargetRow],
         nonces: &[String],
-        event_id: i64,
+        event_id: EventId,
         now: i64,
         claim: impl Fn(&TargetRow) -> Option<(i64, i64)>,
-    ) -> Result<HashMap<i64, i64>> {
+    ) -> Result<HashMap<WebhookId, DeliveryId>> {
         let mut qb = QueryBuilder::<B>::new(
             "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, claimed_until, created_at, updated_at) ",
         );
@@ -186,12 +189,14 @@ where
                 .push_bind(now);
         });
         qb.push(" RETURNING id, webhook_id");
-        Ok(B::shorten_as(qb.build_query_as::<(i64, i64)>())
-            .fetch_all(&mut *c)
-            .await?
-            .into_iter()
-            .map(|(id, webhook_id)| (webhook_id, id))
-            .collect())
+        Ok(
+            B::shorten_as(qb.build_query_as::<(DeliveryId, WebhookId)>())
+                .fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .map(|(id, webhook_id)| (webhook_id, id))
+                .collect(),
+        )
     }
 
     /// What a payload can refer to: the collections among `roots` with their subtrees, and the
@@ -231,7 +236,7 @@ where
     /// The channel's collections among `roots`, with their whole subtrees.
     async fn collection_trees(
         c: &mut B::Connection,
-        channel_id: i64,
+        channel_id: ChannelId,
         roots: &[i64],
     ) -> Result<Vec<Collection>> {
         let roots: Vec<i64> = roots.iter().copied().filter(|r| *r > 0).collect();

@@ -1,9 +1,10 @@
-//! Connected `herald listen` sessions. A delivery to a listener webhook is pushed down its
-//! session's connection with its headers and body; the CLI forwards it to the local URL and
-//! reports the answer, which becomes the attempt's outcome.
+//! The hub of connected `herald listen` sessions. A delivery to a listener webhook is pushed
+//! down its session's connection with its headers and body; the CLI forwards it to the local
+//! URL and reports the answer, which becomes the attempt's outcome. The GraphQL subscription
+//! attaches sessions (through the outbox), the engine pushes deliveries down them.
 
-use super::sender::Response;
-use crate::domain::delivery::{AttemptOutcome, AttemptResult};
+use crate::domain::delivery::{AttemptOutcome, AttemptResult, Response};
+use crate::domain::ids::{DeliveryId, WebhookId};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 /// A delivery as pushed to a listener.
 #[derive(Debug, Clone)]
 pub struct Pushed {
-    pub delivery_id: i64,
+    pub delivery_id: DeliveryId,
     pub nonce: String,
     pub event: String,
     pub headers: Vec<(String, String)>,
@@ -37,9 +38,9 @@ const SESSION_QUEUE: usize = 1024;
 #[derive(Default)]
 pub struct ListenerHub {
     /// The session of each connected listener webhook.
-    sessions: Mutex<HashMap<i64, AttachedSession>>,
+    sessions: Mutex<HashMap<WebhookId, AttachedSession>>,
     /// Where the report of each pushed delivery goes, by delivery id.
-    pending: Mutex<HashMap<i64, oneshot::Sender<Report>>>,
+    pending: Mutex<HashMap<DeliveryId, oneshot::Sender<Report>>>,
     next_session: AtomicU64,
 }
 
@@ -52,7 +53,7 @@ struct AttachedSession {
 /// A connected session; detaches when dropped (the connection closed).
 pub struct Session {
     hub: Arc<ListenerHub>,
-    webhook_id: i64,
+    webhook_id: WebhookId,
     id: u64,
 }
 
@@ -70,7 +71,7 @@ impl Drop for Session {
 
 impl ListenerHub {
     /// Connects a session for a listener webhook, replacing an earlier one.
-    pub fn attach(self: &Arc<Self>, webhook_id: i64) -> (Session, mpsc::Receiver<Pushed>) {
+    pub fn attach(self: &Arc<Self>, webhook_id: WebhookId) -> (Session, mpsc::Receiver<Pushed>) {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut s) = self.sessions.lock() {
@@ -94,7 +95,7 @@ impl ListenerHub {
     }
 
     /// Listener webhooks connected to this process.
-    pub fn connected(&self) -> Vec<i64> {
+    pub fn connected(&self) -> Vec<WebhookId> {
         self.sessions
             .lock()
             .map(|s| s.keys().copied().collect())
@@ -102,7 +103,7 @@ impl ListenerHub {
     }
 
     /// Takes a report for a delivery pushed by this process. False when none is awaited.
-    pub fn report(&self, delivery_id: i64, report: Report) -> bool {
+    pub fn report(&self, delivery_id: DeliveryId, report: Report) -> bool {
         let waiting = self
             .pending
             .lock()
@@ -112,7 +113,12 @@ impl ListenerHub {
     }
 
     /// Pushes a delivery to its listener and waits (at most `timeout`) for the report.
-    pub async fn deliver(&self, webhook_id: i64, pushed: Pushed, timeout: Duration) -> Response {
+    pub async fn deliver(
+        &self,
+        webhook_id: WebhookId,
+        pushed: Pushed,
+        timeout: Duration,
+    ) -> Response {
         let at = Utc::now();
         let started = Instant::now();
         let fail = |result, message: String| Response {
