@@ -8,6 +8,7 @@ mod content;
 mod delivery;
 mod graphiql;
 mod helpers;
+mod hostile;
 mod listen;
 mod receivers;
 mod schema;
