@@ -65,7 +65,8 @@ impl DisabledReason {
 }
 
 /// An absolute `https://` URL (also `http://` in dev mode), without user-info, at most 2048
-/// characters, whose host is not a literal non-public address outside the allowed networks.
+/// characters as stored (normalised and percent-encoded), whose host is not a literal
+/// non-public address outside the allowed networks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl(String);
 
@@ -73,9 +74,6 @@ impl WebhookUrl {
     pub fn parse(raw: &str, policy: &NetPolicy) -> Result<Self, Invalid> {
         let bad = |m: String| Invalid::new("url", m);
         let raw = raw.trim();
-        if raw.chars().count() > MAX_URL_LEN {
-            return Err(bad(format!("URL must be at most {MAX_URL_LEN} characters")));
-        }
         let url = url::Url::parse(raw)
             .map_err(|e| bad(format!("URL is not a valid absolute URL ({e})")))?;
         match url.scheme() {
@@ -107,7 +105,16 @@ impl WebhookUrl {
                 .check(ip)
                 .map_err(|why| bad(format!("URL host is not allowed: {why}")))?;
         }
-        Ok(WebhookUrl(url.to_string()))
+        // The limit holds for what is stored and sent: the URL normalised, with non-ASCII
+        // characters percent-encoded (an `é` becomes the six characters `%C3%A9`).
+        let stored = url.to_string();
+        if stored.len() > MAX_URL_LEN {
+            return Err(bad(format!(
+                "URL must be at most {MAX_URL_LEN} characters once normalised and percent-encoded; this one is {}",
+                stored.len()
+            )));
+        }
+        Ok(WebhookUrl(stored))
     }
 
     /// The URL of a `herald listen` webhook: deliveries go down its connection, not over HTTP.
@@ -280,6 +287,24 @@ mod tests {
             allowed: vec![],
         };
         assert!(WebhookUrl::parse("http://localhost:3000/hook", &dev).is_ok());
+    }
+
+    #[test]
+    fn the_length_limit_holds_for_the_url_as_stored() {
+        // 2,043 characters as given; each `é` is stored percent-encoded, as `%C3%A9`.
+        let accented = format!("https://a.io/{}", "é".repeat(2030));
+        assert!(accented.chars().count() <= MAX_URL_LEN);
+        let err = WebhookUrl::parse(&accented, &prod()).expect_err("too long once encoded");
+        assert!(err.message.contains("12193"), "{}", err.message);
+        let at_limit = format!("https://a.io/{}", "a".repeat(MAX_URL_LEN - 13));
+        let url = WebhookUrl::parse(&at_limit, &prod()).expect("at the limit");
+        assert_eq!(url.as_str().len(), MAX_URL_LEN);
+        // Normalisation can also shorten a URL: what counts is what is kept.
+        let dotted = format!("https://a.io/{}x", "./".repeat(MAX_URL_LEN));
+        assert_eq!(
+            WebhookUrl::parse(&dotted, &prod()).map(WebhookUrl::into_string),
+            Ok("https://a.io/x".to_owned())
+        );
     }
 
     #[test]
