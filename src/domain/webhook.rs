@@ -1,7 +1,7 @@
 //! Webhooks: where to send, with which secrets, for which events.
 
 use super::net::NetPolicy;
-use super::Invalid;
+use super::{plain_text, Invalid};
 use std::net::IpAddr;
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -73,7 +73,7 @@ pub struct WebhookUrl(String);
 impl WebhookUrl {
     pub fn parse(raw: &str, policy: &NetPolicy) -> Result<Self, Invalid> {
         let bad = |m: String| Invalid::new("url", m);
-        let raw = raw.trim();
+        let raw = plain_text("url", "URL", raw)?.trim();
         let url = url::Url::parse(raw)
             .map_err(|e| bad(format!("URL is not a valid absolute URL ({e})")))?;
         match url.scheme() {
@@ -158,6 +158,7 @@ pub fn parse_secrets(raw: &[String]) -> Result<Vec<Secret>, Invalid> {
     }
     let mut out: Vec<Secret> = Vec::with_capacity(raw.len());
     for (i, s) in raw.iter().enumerate() {
+        plain_text("secrets", &format!("secret {}", i + 1), s)?;
         let n = s.chars().count();
         if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&n) {
             return Err(bad(format!(
@@ -207,6 +208,9 @@ pub fn parse_retries(raw: i64) -> Result<i64, Invalid> {
 
 /// A description of at most 1000 characters; blank becomes none.
 pub fn parse_description(raw: Option<&str>) -> Result<Option<String>, Invalid> {
+    let raw = raw
+        .map(|d| plain_text("description", "description", d))
+        .transpose()?;
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
         Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => Err(Invalid::new(

@@ -175,6 +175,7 @@ async fn handshake(svc: &Services, url: &str, token: Option<&str>) -> Result<(),
     let Some(token) = token else {
         return Ok(());
     };
+    crate::domain::plain_text("verifyToken", "verifyToken", token).map_err(|e| vec![e.into()])?;
     if token.is_empty() || token.chars().count() > MAX_VERIFY_TOKEN_LEN {
         return Err(vec![UserError::at(
             "verifyToken",

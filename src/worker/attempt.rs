@@ -7,6 +7,7 @@ use super::{millis, EngineConfig};
 use crate::domain::delivery::{decide, AttemptOutcome, Next};
 use crate::domain::event;
 use crate::domain::ids::{encode, Kind};
+use crate::domain::storable;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::LISTENER_SCHEME;
 use crate::store::{Claimed, Fate, Recorded};
@@ -86,9 +87,9 @@ fn recorded(claim: Claimed, response: Response, fate: Fate) -> Recorded {
         url: claim.url,
         code: response.outcome.code.map(i64::from),
         result: response.outcome.result,
-        message: response.outcome.message,
+        message: response.outcome.message.map(storable),
         duration_ms: millis(response.duration),
-        response_body: response.response_body,
+        response_body: response.response_body.map(storable),
         fate,
     }
 }

@@ -52,3 +52,172 @@ async fn other_spellings_of_an_id_find_nothing_and_change_nothing() {
         "the webhook is still there"
     );
 }
+
+/// `mutation ($i: <Name>Input!) { <name>(input: $i) { errors { message path } } }`.
+fn mutation(name: &str) -> String {
+    let mut input = name.to_owned();
+    input[..1].make_ascii_uppercase();
+    format!("mutation ($i: {input}Input!) {{ {name}(input: $i) {{ errors {{ message path }} }} }}")
+}
+
+const NUL: &str = "a\u{0}b";
+
+#[tokio::test]
+async fn text_with_a_nul_character_is_refused_on_every_input() {
+    let app = spawn_app().await;
+    let webhook_id = app
+        .create_webhook("https://example.com/hook", &["VIDEO"], &[SECRET_A], 3)
+        .await;
+    let r = app
+        .graphql(
+            "mutation { createVideo(input: { title: \"Kept\" }) { video { id } } \
+             createCollection(input: { name: \"Kept\" }) { collection { id } } }",
+            json!({}),
+        )
+        .await;
+    let video_id = r["data"]["createVideo"]["video"]["id"].clone();
+    let collection_id = r["data"]["createCollection"]["collection"]["id"].clone();
+    let hook = |extra: serde_json::Value| {
+        let mut input =
+            json!({ "url": "https://example.com/new", "events": ["VIDEO"], "secrets": [SECRET_A] });
+        if let (Some(i), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+            i.extend(e.clone());
+        }
+        input
+    };
+    let cases = [
+        ("createVideo", json!({ "title": NUL }), "title"),
+        (
+            "createVideo",
+            json!({ "title": "t", "summary": NUL }),
+            "summary",
+        ),
+        (
+            "updateVideo",
+            json!({ "videoId": video_id, "title": NUL }),
+            "title",
+        ),
+        (
+            "updateVideo",
+            json!({ "videoId": video_id, "summary": NUL }),
+            "summary",
+        ),
+        ("createCollection", json!({ "name": NUL }), "name"),
+        (
+            "createCollection",
+            json!({ "name": "n", "description": NUL }),
+            "description",
+        ),
+        (
+            "updateCollection",
+            json!({ "collectionId": collection_id, "name": NUL }),
+            "name",
+        ),
+        (
+            "updateCollection",
+            json!({ "collectionId": collection_id, "description": NUL }),
+            "description",
+        ),
+        (
+            "createWebhook",
+            hook(json!({ "description": NUL })),
+            "description",
+        ),
+        (
+            "createWebhook",
+            hook(json!({ "verifyToken": NUL })),
+            "verifyToken",
+        ),
+        (
+            "createWebhook",
+            hook(json!({ "url": format!("https://example.com/{NUL}") })),
+            "url",
+        ),
+        (
+            "createWebhook",
+            hook(json!({ "secrets": [format!("{SECRET_A}{NUL}")] })),
+            "secrets",
+        ),
+        (
+            "updateWebhook",
+            json!({ "webhookId": webhook_id, "description": NUL }),
+            "description",
+        ),
+        (
+            "updateWebhook",
+            json!({ "webhookId": webhook_id, "url": format!("https://example.com/{NUL}") }),
+            "url",
+        ),
+        (
+            "updateWebhook",
+            json!({ "webhookId": webhook_id, "secrets": [format!("{SECRET_A}{NUL}")] }),
+            "secrets",
+        ),
+    ];
+    for (name, input, field) in cases {
+        let r = app.graphql(&mutation(name), json!({ "i": input })).await;
+        assert_eq!(r["errors"], json!(null), "{name} {field}: {r}");
+        let errors = &r["data"][name]["errors"];
+        assert_eq!(errors[0]["path"], json!(["input", field]), "{name}: {r}");
+        assert!(
+            errors[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("NUL")),
+            "{name}: {r}"
+        );
+    }
+    let r = app
+        .graphql(
+            "query ($id: ID!, $n: [String!]) { node(id: $id) { ... on Webhook { deliveries(nonces: $n) { nodes { id } } } } }",
+            json!({ "id": webhook_id, "n": [NUL] }),
+        )
+        .await;
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("NUL")),
+        "a filter is refused with a request error: {r}"
+    );
+    let r = app
+        .graphql(
+            "{ channel { videos { nodes { title summary } } collections { nodes { name description } } \
+               webhooks { nodes { url description } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r["data"]["channel"],
+        json!({
+            "videos": { "nodes": [{ "title": "Kept", "summary": "" }] },
+            "collections": { "nodes": [{ "name": "Kept", "description": null }] },
+            "webhooks": { "nodes": [{ "url": "https://example.com/hook", "description": null }] },
+        }),
+        "nothing changed: {r}"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_answer_with_nul_characters_is_recorded() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().fallback(|| async { "ok\u{0}then" });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    let app = spawn_app().await;
+    let id = app
+        .create_webhook(&format!("http://{addr}/hook"), &["VIDEO"], &[SECRET_A], 0)
+        .await;
+    let r = app
+        .graphql(&mutation("createVideo"), json!({ "i": { "title": "t" } }))
+        .await;
+    assert_eq!(r["data"]["createVideo"]["errors"], json!([]), "{r}");
+    let d = app
+        .wait_for_deliveries(&id, |d| {
+            d.first().is_some_and(|d| d["status"] == "SUCCEEDED")
+        })
+        .await;
+    assert_eq!(d[0]["attempts"][0]["responseBody"], "ok\u{FFFD}then");
+}
