@@ -67,15 +67,11 @@ async fn graphql(
     let json_body = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
+        .is_some_and(is_json_in_utf8);
     if !json_body {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
+            "Content-Type must be application/json, with no charset or charset=utf-8",
         );
     }
     let body = match body {
@@ -101,6 +97,34 @@ async fn graphql(
     };
     let response = state.schema.execute(request.data(Viewer(user))).await;
     Json(response).into_response()
+}
+
+/// Whether a `Content-Type` value is JSON in UTF-8: the media type `application/json` exactly,
+/// and a `charset` parameter, if there is one, `utf-8` (names and values in any case, the value
+/// may be quoted). Other parameters are ignored; a parameter without `=` is malformed. A prefix
+/// is not enough: `application/jsonp` and `application/json-seq` are other formats, and a body in
+/// another charset would be read wrongly as UTF-8.
+fn is_json_in_utf8(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let media_type = parts.next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|param| {
+        let param = param.trim();
+        if param.is_empty() {
+            return true;
+        }
+        let Some((name, value)) = param.split_once('=') else {
+            return false;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        !name.trim().eq_ignore_ascii_case("charset") || value.eq_ignore_ascii_case("utf-8")
+    })
 }
 
 async fn healthz() -> &'static str {
@@ -146,4 +170,37 @@ async fn graphql_ws(
                 })
                 .serve()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_application_json_in_utf8_is_json() {
+        for ok in [
+            "application/json",
+            "APPLICATION/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/json; charset=utf-8; profile=x",
+            "application/json;",
+        ] {
+            assert!(is_json_in_utf8(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "application/jsonp",
+            "application/json-seq",
+            "application/json+x",
+            "application/json; charset=utf-16",
+            "application/json; charset=\"utf-16\"",
+            "application/json; charset",
+            "application/json; charset=utf-8; charset=latin1",
+            "application/ json",
+            "text/json",
+        ] {
+            assert!(!is_json_in_utf8(bad), "{bad}");
+        }
+    }
 }

@@ -221,3 +221,58 @@ async fn a_receiver_answer_with_nul_characters_is_recorded() {
         .await;
     assert_eq!(d[0]["attempts"][0]["responseBody"], "ok\u{FFFD}then");
 }
+
+/// POSTs `{ viewer { id } }` with this `Content-Type`; returns the status and the JSON body.
+async fn post_with_content_type(
+    app: &crate::helpers::TestApp,
+    content_type: &str,
+) -> (u16, serde_json::Value) {
+    let resp = app
+        .http()
+        .post(app.url("/api/graphql"))
+        .header("Authorization", format!("Bearer {}", app.token))
+        .header("Content-Type", content_type)
+        .body(r#"{"query":"{ viewer { id } }"}"#)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text)
+        .unwrap_or_else(|_| panic!("{content_type}: a JSON body, got {text:?}"));
+    (status, body)
+}
+
+#[tokio::test]
+async fn only_json_in_utf_8_is_accepted() {
+    let app = spawn_app().await;
+    for content_type in [
+        "application/json",
+        "Application/JSON; Charset=\"UTF-8\"",
+        "application/json;charset=utf-8",
+        " application/json ; charset=utf-8 ; q=1",
+    ] {
+        let (status, body) = post_with_content_type(&app, content_type).await;
+        assert_eq!(status, 200, "{content_type}: {body}");
+        assert!(body["data"]["viewer"]["id"].is_string(), "{body}");
+    }
+    for content_type in [
+        "application/jsonp",
+        "application/json-seq",
+        "application/json; charset=utf-16",
+        "application/json; charset=latin1",
+        "application/json; charset",
+        "application/json, text/plain",
+        "text/json",
+        "application/x-www-form-urlencoded",
+    ] {
+        let (status, body) = post_with_content_type(&app, content_type).await;
+        assert_eq!(status, 415, "{content_type}: {body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("application/json")),
+            "{content_type}: {body}"
+        );
+    }
+}
