@@ -7,14 +7,15 @@ use crate::store::SharedStore;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde_json::json;
 
 /// The largest request body accepted.
@@ -33,8 +34,66 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "Not found: the API is at /api/graphql (POST; GET serves GraphiQL)",
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "{method} is not allowed on {}; the Allow header lists the methods that are",
+            uri.path()
+        ),
+    )
+}
+
+/// The largest error body [`json_errors`] reads to reuse as the message.
+const ERROR_TEXT_CAP: usize = 4096;
+
+/// Every error answer carries a JSON body `{"errors": [{"message": …}]}`, also those that
+/// herald's handlers do not write themselves: extractors' rejections (their plain-text message
+/// is kept) and anything added later. (Requests that are not valid HTTP, such as a NUL in a
+/// header, are answered by hyper before any of this runs: 400 without a body.)
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_TEXT_CAP)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let message = text.unwrap_or_else(|| {
+        status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_owned()
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = json!({ "errors": [{ "message": message }] }).to_string();
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// A JSON error body, `{"errors": [{"message": …}]}`, with a status.
@@ -145,9 +204,15 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 /// `connection_init` payload as `{"Authorization": "Bearer <TOKEN>"}` (either form).
 async fn graphql_ws(
     State(state): State<HttpState>,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Connect with a WebSocket upgrade and the graphql-transport-ws subprotocol (Sec-WebSocket-Protocol)",
+        );
+    };
     let store = state.store.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)

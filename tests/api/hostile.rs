@@ -276,3 +276,93 @@ async fn only_json_in_utf_8_is_accepted() {
         );
     }
 }
+
+/// Sends `head` (a request line and headers, without the blank line) and a body over a new
+/// connection, and reads the whole answer: (status, body).
+async fn raw_request(app: &crate::helpers::TestApp, head: &[u8], body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let mut request = head.to_vec();
+    request.extend_from_slice(
+        format!(
+            "\r\nHost: herald\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    request.extend_from_slice(body);
+    conn.write_all(&request).await.expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(crate::helpers::DEADLINE, conn.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"));
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn every_error_has_a_json_body() {
+    let app = spawn_app().await;
+    let post = |headers: &str| {
+        format!(
+            "POST /api/graphql HTTP/1.1\r\nAuthorization: Bearer {}\r\n{headers}",
+            app.token
+        )
+        .into_bytes()
+    };
+    let query = br#"{"query":"{ viewer { id } }"}"#.to_vec();
+    // A header value that is valid HTTP but not text (Latin-1 `é`).
+    let latin1 = |mut head: Vec<u8>| {
+        head.push(0xE9);
+        head
+    };
+    let cases = [
+        (b"GET /nowhere HTTP/1.1".to_vec(), vec![], 404),
+        (b"DELETE /api/graphql HTTP/1.1".to_vec(), vec![], 405),
+        (b"POST /healthz HTTP/1.1".to_vec(), vec![], 405),
+        (b"GET /api/graphql/assets/nothing.js HTTP/1.1".to_vec(), vec![], 404),
+        (b"GET /api/graphql/ws HTTP/1.1".to_vec(), vec![], 400),
+        (post("Content-Type: text/plain"), query.clone(), 415),
+        (post("Content-Type: application/json"), b"{not json".to_vec(), 400),
+        (latin1(post("Content-Type: application/json")), query.clone(), 415),
+        (
+            latin1(b"POST /api/graphql HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer ".to_vec()),
+            query.clone(),
+            401,
+        ),
+    ];
+    for (head, body, expected) in cases {
+        let shown = String::from_utf8_lossy(&head).into_owned();
+        let (status, answer) = raw_request(&app, &head, &body).await;
+        assert_eq!(status, expected, "{shown:?}: {answer}");
+        let json: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|_| panic!("{shown:?}: a JSON body, got {answer:?}"));
+        assert!(
+            json["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{shown:?}: {json}"
+        );
+    }
+    let resp = app
+        .http()
+        .delete(app.url("/api/graphql"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.headers()["allow"], "GET,HEAD,POST");
+    // A NUL or other control character in a header is not HTTP: the HTTP library (hyper)
+    // answers 400 and closes the connection before herald sees the request (see
+    // docs/operations.md, "Limits").
+    let (status, _) = raw_request(&app, &post("Content-Type: application/json\u{0}"), &query).await;
+    assert_eq!(status, 400);
+}
