@@ -170,6 +170,11 @@ impl Sender {
         })
     }
 
+    /// One attempt's time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Signs and sends one attempt; never fails, the outcome says what happened.
     pub async fn send(&self, req: &Request<'_>) -> Response {
         let at = Utc::now();

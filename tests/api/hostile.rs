@@ -366,3 +366,50 @@ async fn every_error_has_a_json_body() {
     let (status, _) = raw_request(&app, &post("Content-Type: application/json\u{0}"), &query).await;
     assert_eq!(status, 400);
 }
+
+/// `query { ...F1 }`, each of `levels` fragments spreading the next one twice, the last one
+/// selecting `viewer { id }`: about 1 KB that expands to 2^levels fields.
+fn fragment_bomb(levels: usize) -> String {
+    let mut q = String::from("query { ...F1 }");
+    for n in 1..levels {
+        q.push_str(&format!(
+            " fragment F{n} on Query {{ ...F{m} ...F{m} }}",
+            m = n + 1
+        ));
+    }
+    q.push_str(&format!(
+        " fragment F{levels} on Query {{ viewer {{ id }} }}"
+    ));
+    q
+}
+
+// Several threads, so that the deadline can fire while a worker is busy with the query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_bomb_is_refused_at_once() {
+    let app = spawn_app().await;
+    let bomb = fragment_bomb(30);
+    assert!(bomb.len() < 1200, "{}", bomb.len());
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.graphql(&bomb, json!({})),
+    )
+    .await
+    .expect("an answer within 2 s");
+    assert_eq!(r["data"], json!(null), "{r}");
+    let message = r["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("fragments"), "{r}");
+    assert!(message.contains("5000"), "{r}");
+
+    let r = app
+        .graphql(
+            "query { ...V ...V } fragment V on Query { viewer { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(r["data"]["viewer"]["id"].is_string(), "{r}");
+    let r = app.graphql(&fragment_bomb(8), json!({})).await;
+    assert!(
+        r["data"]["viewer"]["id"].is_string(),
+        "256 fields are fine: {r}"
+    );
+}
