@@ -1,5 +1,5 @@
-//! Hostile input: odd spellings of IDs, content types and text that other layers would accept
-//! and get wrong.
+//! Hostile input: other spellings of IDs, NUL characters, odd content types, requests the
+//! router has no handler for, and queries whose fragments multiply.
 
 use crate::helpers::{spawn_app, SECRET_A};
 use base64::engine::general_purpose::STANDARD as BASE64;
