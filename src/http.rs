@@ -7,14 +7,15 @@ use crate::store::SharedStore;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde_json::json;
 use tracing::Instrument;
 
@@ -34,8 +35,66 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "Not found: the API is at /api/graphql (POST; GET serves GraphiQL)",
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "{method} is not allowed on {}; the Allow header lists the methods that are",
+            uri.path()
+        ),
+    )
+}
+
+/// The largest error body [`json_errors`] reads to reuse as the message.
+const ERROR_TEXT_CAP: usize = 4096;
+
+/// Every error answer carries a JSON body `{"errors": [{"message": …}]}`, also those that
+/// herald's handlers do not write themselves: extractors' rejections (their plain-text message
+/// is kept) and anything added later. (Requests that are not valid HTTP, such as a NUL in a
+/// header, are answered by hyper before any of this runs: 400 without a body.)
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, ERROR_TEXT_CAP)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let message = text.unwrap_or_else(|| {
+        status
+            .canonical_reason()
+            .unwrap_or("Request failed")
+            .to_owned()
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = json!({ "errors": [{ "message": message }] }).to_string();
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// A JSON error body, `{"errors": [{"message": …}]}`, with a status.
@@ -85,15 +144,11 @@ async fn answer(
     let json_body = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
+        .is_some_and(is_json_in_utf8);
     if !json_body {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
+            "Content-Type must be application/json, with no charset or charset=utf-8",
         );
     }
     let body = match body {
@@ -121,6 +176,34 @@ async fn answer(
     Json(response).into_response()
 }
 
+/// Whether a `Content-Type` value is JSON in UTF-8: the media type `application/json` exactly,
+/// and a `charset` parameter, if there is one, `utf-8` (names and values in any case, the value
+/// may be quoted). Other parameters are ignored; a parameter without `=` is malformed. A prefix
+/// is not enough: `application/jsonp` and `application/json-seq` are other formats, and a body in
+/// another charset would be read wrongly as UTF-8.
+fn is_json_in_utf8(value: &str) -> bool {
+    let mut parts = value.split(';');
+    let media_type = parts.next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|param| {
+        let param = param.trim();
+        if param.is_empty() {
+            return true;
+        }
+        let Some((name, value)) = param.split_once('=') else {
+            return false;
+        };
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        !name.trim().eq_ignore_ascii_case("charset") || value.eq_ignore_ascii_case("utf-8")
+    })
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -139,9 +222,15 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 /// `connection_init` payload as `{"Authorization": "Bearer <TOKEN>"}` (either form).
 async fn graphql_ws(
     State(state): State<HttpState>,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Connect with a WebSocket upgrade and the graphql-transport-ws subprotocol (Sec-WebSocket-Protocol)",
+        );
+    };
     let store = state.store.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
@@ -164,4 +253,37 @@ async fn graphql_ws(
                 })
                 .serve()
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_application_json_in_utf8_is_json() {
+        for ok in [
+            "application/json",
+            "APPLICATION/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+            "application/json; charset=utf-8; profile=x",
+            "application/json;",
+        ] {
+            assert!(is_json_in_utf8(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "application/jsonp",
+            "application/json-seq",
+            "application/json+x",
+            "application/json; charset=utf-16",
+            "application/json; charset=\"utf-16\"",
+            "application/json; charset",
+            "application/json; charset=utf-8; charset=latin1",
+            "application/ json",
+            "text/json",
+        ] {
+            assert!(!is_json_in_utf8(bad), "{bad}");
+        }
+    }
 }

@@ -227,7 +227,7 @@ fn bounded(
     max: usize,
     required: bool,
 ) -> Result<String, Invalid> {
-    let s = raw.trim();
+    let s = super::plain_text(field, what, raw)?.trim();
     if required && s.is_empty() {
         return Err(Invalid::new(field, format!("{what} must not be empty")));
     }

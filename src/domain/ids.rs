@@ -119,13 +119,18 @@ pub fn encode(kind: Kind, id: i64) -> String {
 }
 
 /// Decodes any global ID. `None` for anything that is not one.
+///
+/// Only the spelling [`encode`] writes is an ID: padded standard base64 of `<Type>-<n>`, `n`
+/// positive without sign or leading zeros. Other spellings of the same row (`Webhook-01`,
+/// surrounding spaces, missing padding) are not IDs, so one object has one ID, and an ID
+/// compared or logged as a string means what it says.
 pub fn decode_any(global: &str) -> Option<(Kind, i64)> {
-    let raw = BASE64.decode(global.trim()).ok()?;
+    let raw = BASE64.decode(global).ok()?;
     let text = std::str::from_utf8(&raw).ok()?;
     let (name, n) = text.rsplit_once('-')?;
+    let kind = Kind::from_name(name)?;
     let n: i64 = n.parse().ok()?;
-    (n > 0).then_some(())?;
-    Some((Kind::from_name(name)?, n))
+    (n > 0 && encode(kind, n) == global).then_some((kind, n))
 }
 
 /// Decodes a global ID that must be of type `kind`; another type is `None` ("not found").
@@ -160,5 +165,35 @@ mod tests {
         assert_eq!(decode(Kind::Webhook, &BASE64.encode("Webhook--1")), None);
         assert_eq!(decode(Kind::Webhook, &BASE64.encode("Webhook-0")), None);
         assert_eq!(decode_any(&BASE64.encode("Nothing-1")), None);
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_is_an_id() {
+        for text in [
+            "Webhook-+1",
+            "Webhook-01",
+            "Webhook-0000000001",
+            "Webhook- 1",
+            "Webhook-1 ",
+            " Webhook-1",
+            "Webhook-1\n",
+        ] {
+            assert_eq!(
+                decode(Kind::Webhook, &BASE64.encode(text)),
+                None,
+                "{text:?}"
+            );
+        }
+        for global in [
+            " V2ViaG9vay0x",
+            "V2ViaG9vay0x ",
+            "V2Vi aG9vay0x",
+            // `Video-11820` without its padding, and with a non-zero bit in the padding.
+            "VmlkZW8tMTE4MjA",
+            "VmlkZW8tMTE4MjB=",
+        ] {
+            assert_eq!(decode_any(global), None, "{global:?}");
+        }
+        assert_eq!(decode(Kind::Webhook, "V2ViaG9vay0x"), Some(1));
     }
 }

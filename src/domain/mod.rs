@@ -28,3 +28,42 @@ impl Invalid {
         }
     }
 }
+
+/// Text from outside, checked for what no text input may hold: the NUL character (U+0000).
+/// PostgreSQL cannot store it in `text` and SQLite can, so every text input refuses it here,
+/// the same way on both backends, before either is asked. `what` names the value in the
+/// message ("title", "secret 2").
+pub fn plain_text<'a>(field: &'static str, what: &str, raw: &'a str) -> Result<&'a str, Invalid> {
+    if raw.contains('\0') {
+        return Err(Invalid::new(
+            field,
+            format!("{what} must not contain NUL characters (U+0000)"),
+        ));
+    }
+    Ok(raw)
+}
+
+/// Text herald keeps from a source nobody can correct (a receiver's answer): each NUL character
+/// becomes U+FFFD, as bytes that are not UTF-8 do, so that both backends store it. (On
+/// PostgreSQL one NUL would fail the whole batch of outcomes it is recorded with.)
+pub fn storable(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_refuses_nul_characters() {
+        assert_eq!(plain_text("title", "title", "a b"), Ok("a b"));
+        let e = plain_text("title", "title", "a\u{0}b").expect_err("NUL");
+        assert_eq!(e.field, "title");
+        assert_eq!(e.message, "title must not contain NUL characters (U+0000)");
+        assert_eq!(storable("ok\u{0}then".into()), "ok\u{FFFD}then");
+    }
+}

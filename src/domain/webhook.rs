@@ -2,7 +2,7 @@
 
 use super::ids::{ChannelId, UserId, WebhookId};
 use super::net::NetPolicy;
-use super::Invalid;
+use super::{plain_text, Invalid};
 use std::net::IpAddr;
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -66,17 +66,15 @@ impl DisabledReason {
 }
 
 /// An absolute `https://` URL (also `http://` in dev mode), without user-info, at most 2048
-/// characters, whose host is not a literal non-public address outside the allowed networks.
+/// characters as stored (normalised and percent-encoded), whose host is not a literal
+/// non-public address outside the allowed networks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl(String);
 
 impl WebhookUrl {
     pub fn parse(raw: &str, policy: &NetPolicy) -> Result<Self, Invalid> {
         let bad = |m: String| Invalid::new("url", m);
-        let raw = raw.trim();
-        if raw.chars().count() > MAX_URL_LEN {
-            return Err(bad(format!("URL must be at most {MAX_URL_LEN} characters")));
-        }
+        let raw = plain_text("url", "URL", raw)?.trim();
         let url = url::Url::parse(raw)
             .map_err(|e| bad(format!("URL is not a valid absolute URL ({e})")))?;
         match url.scheme() {
@@ -108,7 +106,16 @@ impl WebhookUrl {
                 .check(ip)
                 .map_err(|why| bad(format!("URL host is not allowed: {why}")))?;
         }
-        Ok(WebhookUrl(url.to_string()))
+        // The limit holds for what is stored and sent: the URL normalised, with non-ASCII
+        // characters percent-encoded (an `é` becomes the six characters `%C3%A9`).
+        let stored = url.to_string();
+        if stored.len() > MAX_URL_LEN {
+            return Err(bad(format!(
+                "URL must be at most {MAX_URL_LEN} characters once normalised and percent-encoded; this one is {}",
+                stored.len()
+            )));
+        }
+        Ok(WebhookUrl(stored))
     }
 
     /// The URL of a `herald listen` webhook: deliveries go down its connection, not over HTTP.
@@ -152,6 +159,7 @@ pub fn parse_secrets(raw: &[String]) -> Result<Vec<Secret>, Invalid> {
     }
     let mut out: Vec<Secret> = Vec::with_capacity(raw.len());
     for (i, s) in raw.iter().enumerate() {
+        plain_text("secrets", &format!("secret {}", i + 1), s)?;
         let n = s.chars().count();
         if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&n) {
             return Err(bad(format!(
@@ -201,6 +209,9 @@ pub fn parse_retries(raw: i64) -> Result<i64, Invalid> {
 
 /// A description of at most 1000 characters; blank becomes none.
 pub fn parse_description(raw: Option<&str>) -> Result<Option<String>, Invalid> {
+    let raw = raw
+        .map(|d| plain_text("description", "description", d))
+        .transpose()?;
     match raw.map(str::trim) {
         None | Some("") => Ok(None),
         Some(d) if d.chars().count() > MAX_DESCRIPTION_LEN => Err(Invalid::new(
@@ -220,6 +231,7 @@ pub struct VerifyToken(String);
 
 impl VerifyToken {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let raw = super::plain_text("verifyToken", "verifyToken", raw)?;
         if raw.is_empty() || raw.chars().count() > MAX_VERIFY_TOKEN_LEN {
             return Err(Invalid::new(
                 "verifyToken",
@@ -304,6 +316,24 @@ mod tests {
             allowed: vec![],
         };
         assert!(WebhookUrl::parse("http://localhost:3000/hook", &dev).is_ok());
+    }
+
+    #[test]
+    fn the_length_limit_holds_for_the_url_as_stored() {
+        // 2,043 characters as given; each `é` is stored percent-encoded, as `%C3%A9`.
+        let accented = format!("https://a.io/{}", "é".repeat(2030));
+        assert!(accented.chars().count() <= MAX_URL_LEN);
+        let err = WebhookUrl::parse(&accented, &prod()).expect_err("too long once encoded");
+        assert!(err.message.contains("12193"), "{}", err.message);
+        let at_limit = format!("https://a.io/{}", "a".repeat(MAX_URL_LEN - 13));
+        let url = WebhookUrl::parse(&at_limit, &prod()).expect("at the limit");
+        assert_eq!(url.as_str().len(), MAX_URL_LEN);
+        // Normalisation can also shorten a URL: what counts is what is kept.
+        let dotted = format!("https://a.io/{}x", "./".repeat(MAX_URL_LEN));
+        assert_eq!(
+            WebhookUrl::parse(&dotted, &prod()).map(WebhookUrl::into_string),
+            Ok("https://a.io/x".to_owned())
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! logged once, whole, and shown as an opaque message.
 
 mod content;
+pub mod limits;
 mod listen;
 mod objects;
 mod webhooks;
@@ -60,8 +61,9 @@ pub fn schema() -> SchemaBuilder<Query, Mutation, listen::Subscription> {
     Schema::build(Query::default(), Mutation::default(), listen::Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(64)
+        .limit_recursive_depth(limits::MAX_NESTING)
         .limit_directives(16)
+        .extension(limits::Limits::default())
 }
 
 /// The SDL of the served schema (what `schema.graphql` holds).

@@ -285,6 +285,10 @@ impl WebhookObject {
         #[graphql(validator(max_items = 100))] nonces: Option<Vec<String>>,
     ) -> Result<Connection<Cursor, DeliveryObject>> {
         let (p, want) = page(first, after)?;
+        for n in nonces.iter().flatten() {
+            crate::domain::plain_text("nonces", "a nonce", n)
+                .map_err(|e| async_graphql::Error::new(e.message))?;
+        }
         let filter = DeliveryFilter {
             status: status.map(Into::into),
             nonces,

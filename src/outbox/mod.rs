@@ -59,6 +59,8 @@ pub trait Deliverer: Send + Sync + 'static {
     /// Until when (ms) the engine holds a failing webhook's deliveries back, if it does (the
     /// time may have passed).
     fn paused_until(&self, webhook: WebhookId) -> Option<i64>;
+    /// One attempt's time limit: a request that makes an attempt (a ping) may need as long.
+    fn attempt_timeout(&self) -> std::time::Duration;
 }
 
 /// Why an endpoint failed the handshake, in a sentence for the admin who asked for it.
@@ -229,6 +231,11 @@ impl Outbox {
     pub fn paused_until(&self, webhook: WebhookId) -> Option<i64> {
         let until = self.0.engine.paused_until(webhook)?;
         (until > crate::domain::time::now_ms()).then_some(until)
+    }
+
+    /// One attempt's time limit.
+    pub fn attempt_timeout(&self) -> std::time::Duration {
+        self.0.engine.attempt_timeout()
     }
 }
 

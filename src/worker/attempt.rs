@@ -6,6 +6,7 @@ use super::{millis, EngineConfig};
 use crate::domain::delivery::{decide, Attempt, AttemptOutcome, Fate, Response};
 use crate::domain::event;
 use crate::domain::ids::Typed;
+use crate::domain::storable;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::LISTENER_SCHEME;
 use crate::outbox::hub::{ListenerHub, Pushed};
@@ -74,9 +75,9 @@ fn recorded(claim: Claimed, response: Response, fate: Fate) -> Recorded {
             url: claim.url,
             code: response.outcome.code.map(i64::from),
             result: response.outcome.result,
-            message: response.outcome.message,
+            message: response.outcome.message.map(storable),
             duration_ms: millis(response.duration),
-            response_body: response.response_body,
+            response_body: response.response_body.map(storable),
         },
         webhook_id: claim.webhook_id,
         lease: claim.lease,

@@ -190,6 +190,10 @@ impl Deliverer for Engine {
         limits.paused.get(&webhook).copied()
     }
 
+    fn attempt_timeout(&self) -> Duration {
+        self.sender.timeout()
+    }
+
     async fn handshake(&self, url: &str, token: &str) -> Result<(), HandshakeFailed> {
         Ok(self.sender.handshake(url, token).await?)
     }

@@ -3,7 +3,8 @@
 //! The destination guard lives in the DNS resolver: outside dev mode every address a name
 //! resolves to is checked, and the connection is made only to the addresses that passed, so a
 //! name cannot resolve to a public address for the check and a private one for the connection
-//! (DNS rebinding). URLs with a literal IP are checked before the request.
+//! (DNS rebinding). URLs with a literal IP are checked before the request. No proxy is used,
+//! whatever the environment says: through one, the guard would check nothing.
 
 use crate::domain::delivery::{AttemptOutcome, AttemptResult, Response, RESPONSE_BODY_CAP};
 use crate::domain::net::{NetPolicy, NotPublic};
@@ -137,6 +138,9 @@ impl Resolve for GuardedResolver {
 impl Sender {
     pub fn new(timeout: Duration, policy: NetPolicy) -> reqwest::Result<Self> {
         let client = reqwest::Client::builder()
+            // Never through a proxy from the environment (HTTPS_PROXY, ALL_PROXY…): the proxy
+            // would resolve and connect to the destination, past the guard below.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
@@ -155,6 +159,11 @@ impl Sender {
             policy,
             urls: Arc::default(),
         })
+    }
+
+    /// One attempt's time limit.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Signs and sends one attempt; never fails, the outcome says what happened.
@@ -438,6 +447,91 @@ static DELIVERY_HEADERS: std::sync::LazyLock<[HeaderName; 8]> = std::sync::LazyL
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set in the child process of [`the_client_ignores_proxy_variables`].
+    const PROXY_CHILD: &str = "HERALD_TEST_PROXY_CHILD";
+
+    /// With `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` pointing at a listener, neither a delivery
+    /// nor a handshake connects to it. (Through a proxy, the guard would check nothing: the
+    /// proxy resolves the name.) Environment variables are process-wide and other tests build
+    /// clients at the same time, so the parent never sets them: it runs this test binary again,
+    /// for this one test, with the variables set only in that child's environment.
+    #[test]
+    fn the_client_ignores_proxy_variables() {
+        if std::env::var_os(PROXY_CHILD).is_some() {
+            return send_through_proxy_variables();
+        }
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the fake proxy");
+        proxy.set_nonblocking(true).expect("non-blocking");
+        let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        child
+            .args([
+                "worker::sender::tests::the_client_ignores_proxy_variables",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(PROXY_CHILD, "1")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env_remove("REQUEST_METHOD");
+        for var in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            child.env(var, &proxy_url);
+        }
+        let out = child.output().expect("run the child test");
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "child: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A connection the child made would wait in the listener's backlog.
+        match proxy.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, from)) => panic!("the client connected to the proxy (from {from})"),
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+
+    /// The child's part: a delivery over http and https, and a handshake, to a name that does
+    /// not resolve; they fail, and must fail without a proxy's help.
+    fn send_through_proxy_variables() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let sender = Sender::new(Duration::from_secs(1), NetPolicy::default()).expect("client");
+            let body = Bytes::from_static(b"{}");
+            for url in [
+                "http://herald-proxy-test.invalid/hook",
+                "https://herald-proxy-test.invalid/hook",
+            ] {
+                let secrets = ["s".repeat(40)];
+                let req = Request {
+                    url,
+                    hook_id: "V2ViaG9vay0x",
+                    event: "video.updated",
+                    nonce: "00",
+                    secrets: &secrets,
+                    body: &body,
+                };
+                let sent = sender.send(&req).await;
+                assert_ne!(sent.outcome.result, AttemptResult::Success, "{url}");
+            }
+            assert!(sender
+                .handshake("https://herald-proxy-test.invalid/hook", "token")
+                .await
+                .is_err());
+        });
+    }
 
     #[test]
     fn retry_after_takes_seconds_and_dates() {

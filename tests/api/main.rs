@@ -9,6 +9,7 @@ mod delivery_log;
 mod delivery_state;
 mod graphiql;
 mod helpers;
+mod hostile;
 mod isolation;
 mod listen;
 mod outbox;
