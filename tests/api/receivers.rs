@@ -206,5 +206,23 @@ async fn the_example_receiver_verifies_dedupes_and_answers_the_handshake() {
     example.expect_line("duplicate").await;
     app.graphql(TEST, json!({"i": {"webhookId": hook}})).await;
     example.expect_line("ping from example").await;
+
+    // Any path reaches it, as the README's walk-through lets a user choose one.
+    let elsewhere = example.url.replace("/hook", "/webhooks/herald");
+    let r = app
+        .graphql(
+            CREATE,
+            json!({"i": {"url": elsewhere, "events": ["VIDEO"], "secrets": [SECRET_A]}}),
+        )
+        .await;
+    let other = r["data"]["createWebhook"]["webhook"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let r = app.graphql(TEST, json!({"i": {"webhookId": other}})).await;
+    assert_eq!(
+        r["data"]["testWebhook"]["delivery"]["attempts"][0]["code"], 200,
+        "{r}"
+    );
     let _ = example.process.child.kill().await;
 }
