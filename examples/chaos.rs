@@ -32,8 +32,12 @@
 //!   events accepted, deliveries expected, delivered, duplicated (a delivery answered 2xx more
 //!   than once: allowed, delivery is at-least-once, but counted) and lost.
 //!
-//! It exits with status 1 when a delivery was lost, a signature failed, or a webhook got an event
-//! that no mutation asked for. `CHAOS_HERALD_STDERR=1` shows herald's log.
+//! It also reads herald's database: its deliveries by status, and how many have two successful
+//! attempts in the log (a delivery attempted again after its success was recorded: must be 0).
+//!
+//! It exits with status 1 when a delivery was lost, a signature failed, a webhook got an event
+//! that no mutation asked for, or a success was recorded twice. `CHAOS_HERALD_STDERR=1` shows
+//! herald's log.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -267,7 +271,22 @@ impl Db {
 
     /// herald's deliveries by status, read straight from its database.
     async fn delivery_statuses(&self) -> Result<Vec<(String, i64)>, Error> {
-        let sql = "SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status";
+        self.counts("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
+            .await
+    }
+
+    /// Deliveries with more than one successful attempt in herald's log. A success is
+    /// recorded before anything else can claim the delivery again, so this is 0 unless a
+    /// delivery was attempted again after its success was recorded; the duplicates a kill
+    /// causes have one success recorded, the one after the restart.
+    async fn recorded_twice(&self) -> Result<i64, Error> {
+        let sql = "SELECT 'twice', COUNT(*) FROM (SELECT delivery_id FROM delivery_attempts \
+                   WHERE result = 'SUCCESS' GROUP BY delivery_id HAVING COUNT(*) > 1) AS t";
+        Ok(self.counts(sql).await?.iter().map(|(_, n)| n).sum())
+    }
+
+    /// Rows of (label, count) that `sql` selects.
+    async fn counts(&self, sql: &str) -> Result<Vec<(String, i64)>, Error> {
         Ok(if self.pg.is_some() {
             let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await?;
             sqlx::query_as(sql).fetch_all(&mut c).await?
@@ -290,10 +309,18 @@ impl Db {
 }
 
 struct Herald {
-    bin: PathBuf,
-    db: String,
     child: Child,
     url: String,
+}
+
+impl Drop for Herald {
+    /// A herald left running (the run failed half-way) is killed, not orphaned.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Herald {
@@ -322,8 +349,6 @@ impl Herald {
             .spawn()
             .map_err(|e| format!("start {}: {e}", bin.display()))?;
         let mut herald = Herald {
-            bin: bin.clone(),
-            db: db.to_owned(),
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
@@ -361,19 +386,15 @@ impl Herald {
         Ok(())
     }
 
-    /// Stops herald as an operator would (SIGTERM), and kills it if it has not stopped in 30 s.
+    /// Stops herald as an operator would (SIGTERM); it is killed if it has not stopped in 30 s.
     fn stop(mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
         let until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < until {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
+        while Instant::now() < until && matches!(self.child.try_wait(), Ok(None)) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.kill();
     }
 }
 
@@ -700,8 +721,7 @@ async fn scenario(
         tokio::time::sleep_until(when.into()).await;
         let down = Instant::now();
         herald.kill()?;
-        let (bin, db) = (herald.bin.clone(), herald.db.clone());
-        herald = Herald::start(&bin, &db).await?;
+        herald = Herald::start(bin, &db.url).await?;
         if let Ok(mut url) = current.write() {
             url.clone_from(&herald.url);
         }
@@ -730,6 +750,7 @@ async fn scenario(
     let drained_in = load_ended.elapsed();
     herald.stop();
     let statuses = db.delivery_statuses().await?;
+    let recorded_twice = db.recorded_twice().await?;
     let t = tally(&receiver.ledger, &outcomes);
     let ledger = &receiver.ledger;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -782,7 +803,7 @@ async fn scenario(
         load(&ledger.malformed)
     );
     println!(
-        "herald's deliveries by status: {}",
+        "herald's deliveries by status: {}; with two successes recorded: {recorded_twice}",
         statuses
             .iter()
             .map(|(s, n)| format!("{s} {n}"))
@@ -797,6 +818,7 @@ async fn scenario(
     }
     Ok(t.lost.is_empty()
         && t.unexpected == 0
+        && recorded_twice == 0
         && load(&ledger.bad_signatures) == 0
         && load(&ledger.malformed) == 0)
 }
