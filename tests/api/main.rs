@@ -7,6 +7,7 @@ mod cli;
 mod content;
 mod delivery_log;
 mod delivery_state;
+mod fuzz;
 mod graphiql;
 mod helpers;
 mod hostile;
