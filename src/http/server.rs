@@ -138,18 +138,21 @@ struct Connection {
 }
 
 impl Connection {
-    /// Serves the API, with the header and idle timeouts, holding one of the server's slots.
+    /// Serves the API, with the header and idle timeouts, holding one of the server's slots
+    /// for as long as the connection lives (a WebSocket's too, after the upgrade: the slot goes
+    /// with the stream).
     async fn serve(
         self,
         stream: TcpStream,
         api: Router,
         limits: Limits,
-        _slot: OwnedSemaphorePermit,
+        slot: OwnedSemaphorePermit,
     ) {
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Watched {
             stream,
             activity: activity.clone(),
+            _slot: slot,
         });
         let mut builder = http1::Builder::new();
         builder
@@ -265,10 +268,11 @@ impl Activity {
     }
 }
 
-/// A connection's stream, noting when bytes arrive.
+/// A connection's stream, noting when bytes arrive, with the server's slot it holds.
 struct Watched {
     stream: TcpStream,
     activity: Arc<Activity>,
+    _slot: OwnedSemaphorePermit,
 }
 
 impl AsyncRead for Watched {

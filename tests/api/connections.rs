@@ -190,15 +190,49 @@ async fn past_the_connection_limit_health_answers_and_the_rest_is_refused_at_onc
     );
 
     drop(held);
+    served_again(&app).await;
+}
+
+/// A GraphQL query on a new connection answers, once herald has noticed the connections that
+/// went.
+async fn served_again(app: &TestApp) {
     crate::helpers::eventually(DEADLINE, || async {
-        let post = fresh()
+        let post = reqwest::Client::new()
             .post(app.url("/api/graphql"))
             .bearer_auth(&app.token)
-            .json(&query);
+            .json(&json!({ "query": "{ viewer { id } }" }));
         match status_and_body(post).await {
             (200, _, body) if body["data"]["viewer"]["id"].is_string() => Ok(()),
             seen => Err(seen),
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_websocket_counts_against_the_connection_limit_while_it_is_open() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app_with(|c| c.max_connections = 1).await;
+    let mut request = format!("ws://{}/api/graphql/ws", app.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgraded");
+    let post = reqwest::Client::new()
+        .post(app.url("/api/graphql"))
+        .bearer_auth(&app.token)
+        .json(&json!({ "query": "{ viewer { id } }" }));
+    let (status, _, body) = status_and_body(post).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "TOO_MANY_CONNECTIONS"
+    );
+    drop(socket);
+    served_again(&app).await;
 }
