@@ -161,14 +161,23 @@ pub enum Patience {
 /// would otherwise hold the first warning for the operating system's TCP timeout.
 const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connects to the database with the default [`store::Settings`] (see [`connect_store_with`]).
+pub async fn connect_store(
+    database_url: &str,
+    channel_url: &str,
+    patience: Patience,
+) -> Result<SharedStore, AppError> {
+    connect_store_with(database_url, &store::Settings::new(channel_url), patience).await
+}
+
 /// Connects to the database and applies pending migrations ([`store::connect`]). While a
 /// PostgreSQL server cannot be reached (refused, unresolvable, silent, starting up), each failed
 /// attempt is logged as a warning with the server's `host:port` and the cause, and the attempt
 /// is made again with backoff, as `patience` allows. Other errors (a refused password, a missing
 /// database, a failed migration) are returned at once.
-pub async fn connect_store(
+pub async fn connect_store_with(
     database_url: &str,
-    channel_url: &str,
+    settings: &store::Settings,
     patience: Patience,
 ) -> Result<SharedStore, AppError> {
     let address = crate::config::database_address(database_url);
@@ -187,7 +196,7 @@ pub async fn connect_store(
     loop {
         let attempt =
             match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, store::probe(database_url)).await {
-                Ok(Ok(())) => store::connect(database_url, channel_url).await,
+                Ok(Ok(())) => store::connect(database_url, settings).await,
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(StoreError::Database(sqlx::Error::Io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -272,8 +281,8 @@ impl App {
     /// is opened here.
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate()?;
-        let store =
-            connect_store(&config.database_url, &config.channel_url, Patience::Forever).await?;
+        let settings = config.store_settings();
+        let store = connect_store_with(&config.database_url, &settings, Patience::Forever).await?;
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
         let hub = Arc::new(ListenerHub::default());
         let engine = Arc::new(Engine::new(
@@ -334,14 +343,18 @@ impl App {
 
     /// The HTTP router (GraphQL and health), for serving or for tests.
     pub fn router(&self) -> axum::Router {
+        crate::http::router(self.http_state())
+    }
+
+    fn http_state(&self) -> crate::http::HttpState {
         let schema = graphql::schema()
             .data(self.services.clone())
             .data(graphql::ChannelUrl(self.config.channel_url.clone()))
             .finish();
-        crate::http::router(crate::http::HttpState {
+        crate::http::HttpState {
             schema,
             store: self.store.clone(),
-        })
+        }
     }
 
     /// Serves HTTP on `listener` and runs the delivery engine until `shutdown` completes;
@@ -352,12 +365,16 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
+        self.check_open_files();
         let (stop_tx, stop_rx) = watch::channel(false);
         let engine = tokio::spawn(self.engine.clone().run(stop_rx));
-        let router = self.router();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let state = self.http_state();
+        let routers = crate::http::server::Routers {
+            api: crate::http::router(state.clone()),
+            overflow: crate::http::overflow_router(state),
+        };
+        let limits = self.config.connection_limits();
+        let served = crate::http::server::serve(listener, routers, limits, shutdown).await;
         let _ = stop_tx.send(true);
         if let Err(e) = engine.await {
             tracing::error!(error = %e, "delivery engine stopped abnormally");
@@ -365,4 +382,32 @@ impl App {
         self.store.close().await;
         served.map_err(AppError::from)
     }
+
+    /// Raises the open-file limit as far as it goes, and warns when it is still too low for
+    /// the connections herald may open: past it, accepting a client (even a health check)
+    /// or reaching a receiver fails.
+    fn check_open_files(&self) {
+        let files = match crate::sys::files::raise_open_files() {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::debug!(error = %e, "the open-file limit is left as it is");
+                return;
+            }
+        };
+        tracing::debug!(was = ?files.was, now = ?files.now, "open-file limit (RLIMIT_NOFILE) raised to its hard limit");
+        let wanted = self.config.max_connections + self.config.max_in_flight + FILES_BESIDES;
+        if let Some(limit) = files.now.filter(|&limit| limit < wanted as u64) {
+            tracing::warn!(
+                limit,
+                wanted,
+                "the open-file limit is below HERALD_MAX_CONNECTIONS + HERALD_MAX_IN_FLIGHT + \
+                 {FILES_BESIDES}: raise it (systemd: LimitNOFILE=; Docker: --ulimit nofile=) or \
+                 lower those settings"
+            );
+        }
+    }
 }
+
+/// Open files herald needs besides its clients' and receivers' connections: database
+/// connections and files, the listener, the runtime's own.
+const FILES_BESIDES: usize = 256;

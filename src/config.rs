@@ -95,6 +95,32 @@ pub struct Config {
     /// sooner keeps its listener and gets the deliveries queued meanwhile. In milliseconds.
     #[arg(long, env = "HERALD_LISTENER_GRACE_MS", default_value_t = 60_000)]
     pub listener_grace_ms: u64,
+
+    /// How long a client may take to send a request's headers, from when its connection opens
+    /// (or, on a kept-alive connection, from the first byte of the request); then it is
+    /// disconnected. In milliseconds.
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// How long a kept-alive connection may wait, idle, for its next request before herald
+    /// closes it, in milliseconds.
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_MS", default_value_t = 75_000)]
+    pub idle_timeout_ms: u64,
+
+    /// Connections served at once. Past it, a new connection gets only the health endpoints;
+    /// anything else is answered 503 at once and the connection closed.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// How long a request waits for the database (a connection, or SQLite's lock held by
+    /// another program) before it fails as "database unavailable", in milliseconds.
+    #[arg(long, env = "HERALD_DB_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_timeout_ms: u64,
+
+    /// SQLite only: the most the database file may grow to, in MiB (0: no limit). A write that
+    /// would pass it fails as on a full disk.
+    #[arg(long, env = "HERALD_SQLITE_MAX_SIZE_MB", default_value_t = 0)]
+    pub sqlite_max_size_mb: u64,
 }
 
 /// A setting that cannot work.
@@ -139,7 +165,47 @@ impl Config {
         if !self.channel_url.contains("{subdomain}") {
             return bad("HERALD_CHANNEL_URL", "must contain {subdomain}");
         }
+        for (setting, ms) in [
+            ("HERALD_HEADER_TIMEOUT_MS", self.header_timeout_ms),
+            ("HERALD_IDLE_TIMEOUT_MS", self.idle_timeout_ms),
+            ("HERALD_DB_TIMEOUT_MS", self.db_timeout_ms),
+        ] {
+            if ms == 0 || ms > 3_600_000 {
+                return bad(setting, "must be between 1 and 3600000");
+            }
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return bad("HERALD_MAX_CONNECTIONS", "must be between 1 and 1000000");
+        }
+        if self.sqlite_max_size_mb > 0
+            && crate::store::Scheme::of(&self.database_url).ok()
+                != Some(crate::store::Scheme::Sqlite)
+        {
+            return bad(
+                "HERALD_SQLITE_MAX_SIZE_MB",
+                "applies to SQLite only; leave it 0 (unset) with PostgreSQL",
+            );
+        }
         Ok(())
+    }
+
+    /// What the store is connected with.
+    pub fn store_settings(&self) -> crate::store::Settings {
+        crate::store::Settings {
+            channel_url: self.channel_url.clone(),
+            timeout: Duration::from_millis(self.db_timeout_ms),
+            sqlite_max_bytes: (self.sqlite_max_size_mb > 0)
+                .then(|| self.sqlite_max_size_mb.saturating_mul(1024 * 1024)),
+        }
+    }
+
+    /// The HTTP server's limits on its clients.
+    pub fn connection_limits(&self) -> crate::http::server::Limits {
+        crate::http::server::Limits {
+            header_timeout: Duration::from_millis(self.header_timeout_ms),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+        }
     }
 
     pub fn net_policy(&self) -> NetPolicy {
@@ -322,6 +388,11 @@ impl std::fmt::Debug for Config {
             .field("poll_ms", &self.poll_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("listener_grace_ms", &self.listener_grace_ms)
+            .field("header_timeout_ms", &self.header_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .field("db_timeout_ms", &self.db_timeout_ms)
+            .field("sqlite_max_size_mb", &self.sqlite_max_size_mb)
             .finish()
     }
 }
@@ -358,6 +429,11 @@ mod tests {
         assert_eq!(c.retry_cap_ms, 43_200_000);
         assert_eq!(c.delivery_timeout_ms, 15_000);
         assert_eq!(c.disable_after_secs, 2_592_000);
+        assert_eq!(c.header_timeout_ms, 10_000);
+        assert_eq!(c.idle_timeout_ms, 75_000);
+        assert_eq!(c.max_connections, 4096);
+        assert_eq!(c.db_timeout_ms, 5_000);
+        assert_eq!(c.sqlite_max_size_mb, 0);
         assert!(!c.dev);
         assert!(c.validate().is_ok());
     }
@@ -393,6 +469,23 @@ mod tests {
             },
             Config {
                 channel_url: "https://fixed".into(),
+                ..Config::default()
+            },
+            Config {
+                header_timeout_ms: 0,
+                ..Config::default()
+            },
+            Config {
+                max_connections: 0,
+                ..Config::default()
+            },
+            Config {
+                db_timeout_ms: 0,
+                ..Config::default()
+            },
+            Config {
+                database_url: "postgres://db/herald".into(),
+                sqlite_max_size_mb: 100,
                 ..Config::default()
             },
         ];

@@ -1,9 +1,11 @@
-//! The axum router: `/api/graphql` and health. No business logic, no SQL.
+//! The axum router: `/api/graphql` and health. No business logic, no SQL. [`server`] serves it.
+
+pub mod server;
 
 use crate::domain::token;
 use crate::graphiql;
 use crate::graphql::{HeraldSchema, Viewer};
-use crate::store::SharedStore;
+use crate::store::{SharedStore, Unavailable};
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::Data;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
@@ -17,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde_json::json;
+use std::time::Duration;
 use tracing::Instrument;
 
 /// The largest request body accepted.
@@ -40,6 +43,29 @@ pub fn router(state: HttpState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// The router of a connection past `HERALD_MAX_CONNECTIONS` (see [`server`]): the health
+/// endpoints, and 503 for anything else.
+pub fn overflow_router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(too_many_connections)
+        .layer(middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+async fn too_many_connections() -> Response {
+    let mut answer = coded(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "herald is serving as many connections as it may (HERALD_MAX_CONNECTIONS); try again shortly",
+        "TOO_MANY_CONNECTIONS",
+    );
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
 }
 
 async fn not_found() -> Response {
@@ -102,6 +128,22 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "errors": [{ "message": message }] }))).into_response()
 }
 
+/// A JSON error body with a code, as GraphQL errors carry it:
+/// `{"errors": [{"message": …, "extensions": {"code": …}}]}`.
+fn coded(status: StatusCode, message: &str, code: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+/// 503 for a database that cannot serve, saying why.
+fn unavailable(cause: Unavailable) -> Response {
+    coded(
+        StatusCode::SERVICE_UNAVAILABLE,
+        cause.message(),
+        cause.code(),
+    )
+}
+
 /// `POST /api/graphql`, answered by a task of its own: a request herald has received runs to
 /// its end even if its client hangs up, so a mutation is never cut off between two changes.
 async fn graphql(
@@ -137,8 +179,16 @@ async fn answer(
         Ok(Some(user)) => user,
         Ok(None) => return error(StatusCode::UNAUTHORIZED, "Unknown or revoked token"),
         Err(e) => {
-            tracing::error!(error = %e, "authentication failed");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "Internal error");
+            return match e.unavailable() {
+                Some(cause) => {
+                    tracing::warn!(error = %e, "authentication failed: {}", cause.message());
+                    unavailable(cause)
+                }
+                None => {
+                    tracing::error!(error = %e, "authentication failed");
+                    error(StatusCode::SERVICE_UNAVAILABLE, "Internal error")
+                }
+            };
         }
     };
     let json_body = headers
@@ -208,14 +258,34 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// How long `/readyz` waits for the database: it answers within a second whatever the
+/// database does (a server that accepts connections and never answers would otherwise hold it
+/// for the pool's whole timeout).
+const READY_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// 200 while the database answers and writes; otherwise 503 saying why, with a code:
+/// `DATABASE_UNAVAILABLE` (no answer in time), or, when writes were refused lately and none
+/// has succeeded since, `DATABASE_FULL` or `DATABASE_LOCKED`.
 async fn readyz(State(state): State<HttpState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
-        }
+    if let Some(cause) = state.store.refused_writes() {
+        tracing::warn!("not ready: {}", cause.message());
+        return unavailable(cause);
     }
+    let cause = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the database did not answer");
+            e.unavailable().unwrap_or(Unavailable::Unreachable)
+        }
+        Err(_) => {
+            tracing::warn!(
+                "not ready: the database did not answer within {} ms",
+                READY_TIMEOUT.as_millis()
+            );
+            Unavailable::Unreachable
+        }
+    };
+    unavailable(cause)
 }
 
 /// Subscriptions over WebSocket (`graphql-transport-ws`). The token comes in the
@@ -245,7 +315,10 @@ async fn graphql_ws(
                     let user = store
                         .authenticate(&token::hash(header))
                         .await
-                        .map_err(|_| async_graphql::Error::new("Internal error"))?
+                        .map_err(|e| match e.unavailable() {
+                            Some(cause) => crate::graphql::unavailable(cause),
+                            None => async_graphql::Error::new("Internal error"),
+                        })?
                         .ok_or_else(|| async_graphql::Error::new("Unknown or revoked token"))?;
                     let mut data = Data::default();
                     data.insert(Viewer(user));

@@ -17,7 +17,7 @@ use crate::domain::ids::{self, Kind, Typed};
 use crate::domain::net::NetPolicy;
 use crate::domain::Invalid;
 use crate::outbox::{self, Outbox};
-use crate::store::{Actor, Page, SharedStore, StoreError};
+use crate::store::{Actor, Page, SharedStore, StoreError, Unavailable};
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{
     Context, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType, Schema, SchemaBuilder,
@@ -98,10 +98,44 @@ fn require_admin(user: &User) -> async_graphql::Result<()> {
     }
 }
 
-/// An internal failure: logged whole, shown as an opaque message.
-fn internal(e: impl std::fmt::Display) -> Error {
-    tracing::error!(error = %e, "request failed");
-    Error::new("Internal error").extend_with(|_, e| e.set("code", "INTERNAL"))
+/// A failure the user cannot fix: logged whole, shown as an opaque message, unless the cause
+/// is the database's state (down, locked, full), which the client is told, with its code.
+fn internal(e: impl Failure) -> Error {
+    match e.unavailable() {
+        Some(cause) => {
+            tracing::warn!(error = %e, "request failed: {}", cause.message());
+            unavailable(cause)
+        }
+        None => {
+            tracing::error!(error = %e, "request failed");
+            Error::new("Internal error").extend_with(|_, e| e.set("code", "INTERNAL"))
+        }
+    }
+}
+
+/// The GraphQL error for a database that cannot serve.
+pub fn unavailable(cause: Unavailable) -> Error {
+    Error::new(cause.message()).extend_with(|_, e| e.set("code", cause.code()))
+}
+
+/// An error that reaches a resolver from below: what it says of the database, if anything.
+trait Failure: std::fmt::Display {
+    fn unavailable(&self) -> Option<Unavailable>;
+}
+
+impl Failure for StoreError {
+    fn unavailable(&self) -> Option<Unavailable> {
+        StoreError::unavailable(self)
+    }
+}
+
+impl Failure for outbox::Error {
+    fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            outbox::Error::Internal(e) => e.unavailable(),
+            _ => None,
+        }
+    }
 }
 
 /// A store error for a query: not found becomes `None`.

@@ -88,5 +88,5 @@ pub trait Begin<B: Database>: Send + Sync + 'static {
 
 /// One change's transaction: dropped without `commit`, it is rolled back.
 pub trait Commit<B: Database>: DerefMut<Target = B::Connection> + Send {
-    fn commit(self) -> impl Future<Output = sqlx::Result<()>> + Send;
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
 }

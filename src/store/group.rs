@@ -16,14 +16,36 @@
 //! join the group. When it gets the lock, it commits what the group holds.
 
 use super::backend::{Begin, Commit};
+use super::{StoreError, Unavailable};
 use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Database, Sqlite, SqliteConnection, SqlitePool, TransactionManager};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex, Notify, OwnedMutexGuard};
 
-/// How a group's commit went: `Err` holds the database's message.
-type Outcome = Result<(), Arc<str>>;
+/// The group's transaction is begun, committed and rolled back through sqlx, so that sqlx
+/// counts it: a connection handed back to the pool inside it (its rollback failed, or the task
+/// ending it was stopped) is then seen, and closed, before anyone reuses it.
+type Manager = <Sqlite as Database>::TransactionManager;
+
+/// How a group's commit went.
+type Outcome = Result<(), Failure>;
+
+/// Why a group was not committed: the database's message, and its state when that was why.
+#[derive(Debug, Clone)]
+struct Failure {
+    message: Arc<str>,
+    cause: Option<Unavailable>,
+}
+
+impl Failure {
+    fn new(context: &str, e: &sqlx::Error) -> Self {
+        Failure {
+            message: Arc::from(format!("{context}{e}")),
+            cause: Unavailable::of(e),
+        }
+    }
+}
 
 /// The writer, shared by the store's write transactions.
 pub struct Writes {
@@ -72,13 +94,13 @@ impl Begin<Sqlite> for Writes {
         let mut group = self.group.clone().lock_owned().await;
         group.settle().await;
         if group.conn.is_some() && group.members >= MAX_GROUP {
-            if let Err(e) = group.end(true).await {
-                tracing::warn!(error = %e, "a group of writes could not be committed");
+            if let Err(e) = group.end(None).await {
+                tracing::warn!(error = %e.message, "a group of writes could not be committed");
             }
         }
         if group.conn.is_none() {
             let mut conn = self.pool.acquire().await?;
-            if let Err(e) = sqlx::query("BEGIN").execute(&mut *conn).await {
+            if let Err(e) = Manager::begin(&mut *conn, None).await {
                 // A connection that cannot begin is not handed out again.
                 let _ = conn.close().await;
                 return Err(e);
@@ -121,27 +143,26 @@ impl Group {
         }
     }
 
-    /// Ends the open group: commits it, or rolls it back if `commit` is false or the commit
-    /// fails, and tells its members.
-    async fn end(&mut self, commit: bool) -> Outcome {
+    /// Ends the open group: commits it, or rolls it back if it `failed` or the commit fails,
+    /// and tells its members.
+    async fn end(&mut self, failed: Option<Failure>) -> Outcome {
         let Some(mut conn) = self.conn.take() else {
             return Ok(());
         };
-        let outcome = if commit {
-            sqlx::query("COMMIT")
-                .execute(&mut *conn)
+        let outcome = match failed {
+            None => Manager::commit(&mut *conn)
                 .await
-                .map(|_| ())
-                .map_err(|e| Arc::from(e.to_string()))
-        } else {
-            Err(Arc::from(
-                "an earlier change in the same transaction failed",
-            ))
+                .map_err(|e| Failure::new("", &e)),
+            Some(failure) => Err(failure),
         };
-        if outcome.is_err() && sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-            // Nothing of the group is kept, and a connection that could not roll back is not
-            // handed out again.
-            let _ = conn.close().await;
+        if outcome.is_err() {
+            if let Err(e) = Manager::rollback(&mut *conn).await {
+                // SQLite ends a transaction by itself on some errors (a full disk): nothing of
+                // the group is kept either way, and a connection whose rollback failed is not
+                // handed out again.
+                tracing::warn!(error = %e, "a failed group of writes could not be rolled back; its connection is closed");
+                let _ = conn.close().await;
+            }
         }
         self.outcome.send_replace(Some(outcome.clone()));
         outcome
@@ -150,7 +171,8 @@ impl Group {
     /// The transaction cannot go on: everything in it is rolled back.
     async fn fail(&mut self, e: &sqlx::Error) {
         tracing::warn!(error = %e, "a grouped write failed; the group is rolled back");
-        let _ = self.end(false).await;
+        let failure = Failure::new("an earlier change in the same transaction failed: ", e);
+        let _ = self.end(Some(failure)).await;
     }
 }
 
@@ -165,8 +187,8 @@ async fn committer(pool: SqlitePool, group: Arc<Mutex<Group>>, done: Arc<Notify>
         let mut group = group.lock().await;
         group.settle().await;
         if group.conn.is_some() {
-            if let Err(e) = group.end(true).await {
-                tracing::warn!(error = %e, "a group of writes could not be committed");
+            if let Err(e) = group.end(None).await {
+                tracing::warn!(error = %e.message, "a group of writes could not be committed");
             }
         }
         if pool.is_closed() {
@@ -183,20 +205,21 @@ pub struct WriteTx {
 
 impl Commit<Sqlite> for WriteTx {
     /// Ends the change: keeps its writes, and answers once the group holding them committed.
-    async fn commit(mut self) -> sqlx::Result<()> {
+    async fn commit(mut self) -> super::Result<()> {
         let Some(mut group) = self.group.take() else {
-            return Err(sqlx::Error::PoolClosed);
+            return Err(sqlx::Error::PoolClosed.into());
         };
         if let Err(e) = group.execute("RELEASE member").await {
             group.fail(&e).await;
-            return Err(e);
+            return Err(e.into());
         }
         let mut outcome = group.outcome.subscribe();
         drop(group);
         self.done.notify_one();
         let told = |result: Outcome| {
-            result.map_err(|message| {
-                sqlx::Error::Protocol(format!("the write was not committed: {message}"))
+            result.map_err(|failure| StoreError::NotCommitted {
+                message: failure.message,
+                cause: failure.cause,
             })
         };
         loop {
@@ -206,9 +229,10 @@ impl Commit<Sqlite> for WriteTx {
             if outcome.changed().await.is_err() {
                 return match outcome.borrow().clone() {
                     Some(result) => told(result),
-                    None => Err(sqlx::Error::Protocol(
-                        "the write was not committed: its group ended without an outcome".into(),
-                    )),
+                    None => Err(StoreError::NotCommitted {
+                        message: "its group ended without an outcome".into(),
+                        cause: None,
+                    }),
                 };
             }
         }

@@ -29,12 +29,14 @@ use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 
 mod backend;
 mod channels;
 mod content;
 mod events;
 mod group;
+mod health;
 mod ids;
 mod links;
 mod listeners;
@@ -52,7 +54,7 @@ pub use backend::{Backend, Begin, Commit, Value};
 pub use sql::SqlStore;
 pub use types::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
-    Result, Round, StoreError, WebhookFilter,
+    Result, Round, StoreError, Unavailable, WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -61,6 +63,9 @@ pub type SharedStore = Arc<dyn Store>;
 pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Why the database refused writes lately (a full disk, a lock held by another program),
+    /// unless a write has succeeded since: a [`Store::ping`] only reads, and would not see it.
+    fn refused_writes(&self) -> Option<Unavailable>;
     /// Closes the connections.
     async fn close(&self);
 
@@ -274,20 +279,59 @@ impl Scheme {
     }
 }
 
+/// How the store connects and waits.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The template of channel URLs in payloads (`{subdomain}` is replaced).
+    pub channel_url: String,
+    /// How long a caller waits for a connection, and on SQLite for the write lock held by
+    /// another program, before failing as [`Unavailable`].
+    pub timeout: Duration,
+    /// SQLite only: the most the database file may grow to, in bytes (`None`: no limit).
+    pub sqlite_max_bytes: Option<u64>,
+}
+
+impl Settings {
+    /// The defaults (`HERALD_DB_TIMEOUT_MS`, no size limit) with `channel_url`.
+    pub fn new(channel_url: &str) -> Self {
+        Settings {
+            channel_url: channel_url.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            sqlite_max_bytes: None,
+        }
+    }
+}
+
+/// [`Settings::timeout`]'s default, as `HERALD_DB_TIMEOUT_MS` documents it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connects to `database_url` (`sqlite://…` or `postgres://…`) and applies pending migrations.
-/// `channel_url` is the template of channel URLs in payloads (`{subdomain}` is replaced).
-pub async fn connect(database_url: &str, channel_url: &str) -> Result<SharedStore> {
+pub async fn connect(database_url: &str, settings: &Settings) -> Result<SharedStore> {
     let scheme = Scheme::of(database_url).map_err(|e| {
         StoreError::Database(sqlx::Error::Configuration(
             format!("DATABASE_URL {e}").into(),
         ))
     })?;
     Ok(match scheme {
-        Scheme::Sqlite => Arc::new(sqlite::SqliteStore::connect(database_url, channel_url).await?),
+        Scheme::Sqlite => Arc::new(sqlite::SqliteStore::connect(database_url, settings).await?),
         Scheme::Postgres => {
-            Arc::new(postgres::PostgresStore::connect(database_url, channel_url).await?)
+            Arc::new(postgres::PostgresStore::connect(database_url, settings).await?)
         }
     })
+}
+
+/// Whether a pooled connection was handed back inside a transaction: one whose transaction
+/// failed and could not be rolled back (SQLite may end a transaction by itself on a full disk,
+/// and a `ROLLBACK` then fails, leaving sqlx counting a transaction that is not there, or a
+/// later `ROLLBACK TO` leaving one open that nobody owns). Such a connection is closed
+/// instead of being reused: on it, the next change would fail with "cannot start a
+/// transaction within a transaction", or be committed with someone else's.
+fn left_in_transaction<C: sqlx::Connection>(conn: &C) -> bool {
+    let left = conn.is_in_transaction();
+    if left {
+        tracing::warn!("a database connection was left inside a transaction; it is closed");
+    }
+    left
 }
 
 /// An API token as `herald token list` shows it (never the token itself: only its hash is

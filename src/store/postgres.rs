@@ -3,8 +3,9 @@
 //! at once do not trip over each other.
 
 use super::backend::{Backend, Begin, Commit};
+use super::health::Health;
 use super::types::fate_columns;
-use super::{Recorded, Result, SqlStore};
+use super::{left_in_transaction, Recorded, Result, Settings, SqlStore};
 use crate::domain::delivery::Attempt;
 use crate::domain::ids::DeliveryId;
 use sqlx::migrate::Migrator;
@@ -23,14 +24,14 @@ pub type PostgresStore = SqlStore<Postgres>;
 
 impl PostgresStore {
     /// Connects to `url` and applies migrations.
-    pub async fn connect(url: &str, channel_url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, settings: &Settings) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = pool_options()
+        let pool = pool_options(settings.timeout)
             .max_connections(16)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let engine = pool_options()
+        let engine = pool_options(settings.timeout)
             .max_connections(2)
             .connect_with(engine_options(options))
             .await?;
@@ -40,7 +41,8 @@ impl PostgresStore {
             writes: pool,
             engine,
             background: Vec::new(),
-            channel_url: channel_url.to_owned(),
+            channel_url: settings.channel_url.clone(),
+            health: Health::default(),
         })
     }
 }
@@ -62,11 +64,18 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// every connection as it is released, and by default again before each use: a round trip to
 /// the server per transaction. A connection in steady use was checked moments ago; one that sat
 /// idle (when the server may have restarted) still is.
-fn pool_options() -> PgPoolOptions {
+///
+/// A caller waits at most `timeout` for a connection (sqlx's default, 30 s, held every request
+/// that long while the server was down), the ping included.
+fn pool_options(timeout: Duration) -> PgPoolOptions {
     PgPoolOptions::new()
         .test_before_acquire(false)
+        .acquire_timeout(timeout)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
+                if left_in_transaction(conn) {
+                    return Ok(false);
+                }
                 if meta.idle_for > PING_AFTER_IDLE {
                     sqlx::Connection::ping(conn).await?;
                 }
@@ -198,8 +207,8 @@ impl Begin<Postgres> for PgPool {
 }
 
 impl Commit<Postgres> for Transaction<'static, Postgres> {
-    async fn commit(self) -> sqlx::Result<()> {
-        Transaction::commit(self).await
+    async fn commit(self) -> Result<()> {
+        Ok(Transaction::commit(self).await?)
     }
 }
 

@@ -2,10 +2,11 @@
 //! `webhooks.rs`, `content.rs`, `queue.rs`, `log.rs`); this file only hands each call over.
 
 use super::backend::{Backend, Value};
+use super::health::Health;
 use super::types::Change;
 use super::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
-    Round, Store, WebhookFilter,
+    Round, Store, Unavailable, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
@@ -35,6 +36,8 @@ pub struct SqlStore<B: Backend> {
     pub(super) background: Vec<Pool<B>>,
     /// The template of channel URLs in payloads (`{subdomain}` is replaced).
     pub(super) channel_url: String,
+    /// Writes refused lately for the database's state (see `health.rs`).
+    pub(super) health: Health,
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -62,6 +65,10 @@ where
         Ok(())
     }
 
+    fn refused_writes(&self) -> Option<Unavailable> {
+        self.health.refused()
+    }
+
     async fn close(&self) {
         for pool in &self.background {
             pool.close().await;
@@ -76,15 +83,18 @@ where
     }
 
     async fn ensure_channel(&self, subdomain: &str, name: &str) -> Result<Channel> {
-        self.ensure_channel(subdomain, name).await
+        self.health
+            .written(self.ensure_channel(subdomain, name).await)
     }
 
     async fn ensure_user(&self, channel_id: ChannelId, user: &NewUser) -> Result<User> {
-        self.ensure_user(channel_id, user).await
+        self.health
+            .written(self.ensure_user(channel_id, user).await)
     }
 
     async fn create_token(&self, user_id: UserId, token_hash: &str) -> Result<()> {
-        self.create_token(user_id, token_hash).await
+        self.health
+            .written(self.create_token(user_id, token_hash).await)
     }
 
     async fn authenticate(&self, token_hash: &str) -> Result<Option<Authenticated>> {
@@ -109,7 +119,8 @@ where
         creator_id: UserId,
         new: &NewWebhook,
     ) -> Result<Webhook> {
-        self.create_webhook(channel_id, creator_id, new).await
+        self.health
+            .written(self.create_webhook(channel_id, creator_id, new).await)
     }
 
     async fn update_webhook(
@@ -118,11 +129,13 @@ where
         id: WebhookId,
         patch: &WebhookPatch,
     ) -> Result<Webhook> {
-        self.update_webhook(channel_id, id, patch).await
+        self.health
+            .written(self.update_webhook(channel_id, id, patch).await)
     }
 
     async fn delete_webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<()> {
-        self.delete_webhook(channel_id, id).await
+        self.health
+            .written(self.delete_webhook(channel_id, id).await)
     }
 
     async fn webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<Webhook> {
@@ -145,7 +158,8 @@ where
         session: &str,
         now: i64,
     ) -> Result<Webhook> {
-        self.attach_listener(channel_id, id, session, now).await
+        self.health
+            .written(self.attach_listener(channel_id, id, session, now).await)
     }
 
     async fn end_listener(
@@ -155,7 +169,8 @@ where
         now: i64,
         message: &str,
     ) -> Result<u64> {
-        self.end_listener(id, session, now, message).await
+        self.health
+            .written(self.end_listener(id, session, now, message).await)
     }
 
     async fn create_video(
@@ -164,7 +179,8 @@ where
         hand_off: &HandOff,
         new: &NewVideo,
     ) -> Result<Changed<Video>> {
-        self.create_video(Change { actor, hand_off }, new).await
+        self.health
+            .written(self.create_video(Change { actor, hand_off }, new).await)
     }
 
     async fn publish_video(
@@ -173,7 +189,8 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Video>> {
-        self.publish_video(Change { actor, hand_off }, id).await
+        self.health
+            .written(self.publish_video(Change { actor, hand_off }, id).await)
     }
 
     async fn update_video(
@@ -183,8 +200,10 @@ where
         id: i64,
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
-        self.update_video(Change { actor, hand_off }, id, patch)
-            .await
+        self.health.written(
+            self.update_video(Change { actor, hand_off }, id, patch)
+                .await,
+        )
     }
 
     async fn delete_video(
@@ -193,7 +212,8 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Video>> {
-        self.delete_video(Change { actor, hand_off }, id).await
+        self.health
+            .written(self.delete_video(Change { actor, hand_off }, id).await)
     }
 
     async fn create_collection(
@@ -202,8 +222,10 @@ where
         hand_off: &HandOff,
         new: &NewCollection,
     ) -> Result<Changed<Collection>> {
-        self.create_collection(Change { actor, hand_off }, new)
-            .await
+        self.health.written(
+            self.create_collection(Change { actor, hand_off }, new)
+                .await,
+        )
     }
 
     async fn update_collection(
@@ -213,8 +235,10 @@ where
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
-        self.update_collection(Change { actor, hand_off }, id, patch)
-            .await
+        self.health.written(
+            self.update_collection(Change { actor, hand_off }, id, patch)
+                .await,
+        )
     }
 
     async fn delete_collection(
@@ -223,7 +247,8 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Collection>> {
-        self.delete_collection(Change { actor, hand_off }, id).await
+        self.health
+            .written(self.delete_collection(Change { actor, hand_off }, id).await)
     }
 
     async fn video(&self, channel_id: ChannelId, id: i64) -> Result<Video> {
@@ -282,7 +307,8 @@ where
     }
 
     async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()> {
-        self.record(records, now, disable_after_ms).await
+        self.health
+            .written(self.record(records, now, disable_after_ms).await)
     }
 
     async fn claim_ping(
@@ -292,7 +318,8 @@ where
         now: i64,
         lease_until: i64,
     ) -> Result<Claimed> {
-        self.claim_ping(actor, webhook_id, now, lease_until).await
+        self.health
+            .written(self.claim_ping(actor, webhook_id, now, lease_until).await)
     }
 
     async fn claim_delivery(
@@ -301,16 +328,18 @@ where
         delivery_id: DeliveryId,
         lease_until: i64,
     ) -> Result<Claimed> {
-        self.claim_delivery(channel_id, delivery_id, lease_until)
-            .await
+        self.health.written(
+            self.claim_delivery(channel_id, delivery_id, lease_until)
+                .await,
+        )
     }
 
     async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>> {
-        self.record_and_claim(round).await
+        self.health.written(self.record_and_claim(round).await)
     }
 
     async fn release(&self, claims: &[Lease]) -> Result<()> {
-        self.release(claims).await
+        self.health.written(self.release(claims).await)
     }
 
     // Tokens and roles (CLI).
@@ -319,10 +348,11 @@ where
     }
 
     async fn revoke_token(&self, id: i64, now: i64) -> Result<super::TokenInfo> {
-        self.revoke(id, now).await
+        self.health.written(self.revoke(id, now).await)
     }
 
     async fn set_user_role(&self, channel: &str, email: &str, role: Role) -> Result<Role> {
-        self.set_role(channel, email, role).await
+        self.health
+            .written(self.set_role(channel, email, role).await)
     }
 }

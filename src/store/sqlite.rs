@@ -6,8 +6,9 @@
 
 use super::backend::Backend;
 use super::group::Writes;
+use super::health::Health;
 use super::types::fate_columns;
-use super::{Recorded, Result, SqlStore};
+use super::{left_in_transaction, Recorded, Result, Settings, SqlStore};
 use crate::sys::priority;
 use sqlx::migrate::Migrator;
 use sqlx::query::{Query, QueryAs};
@@ -25,12 +26,14 @@ pub type SqliteStore = SqlStore<Sqlite>;
 
 impl SqliteStore {
     /// Opens (creating when missing) the database file of `url` and applies migrations.
-    pub async fn connect(url: &str, channel_url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, settings: &Settings) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            // herald's own writes queue for the single writer in its pool; the lock is waited
+            // for only when another program (a backup, a shell) holds it.
+            .busy_timeout(settings.timeout)
             // Statement journals of multi-row writes stay in memory instead of temp files.
             .pragma("temp_store", "memory")
             // 2 MiB of page cache per connection, 8 MiB for the writer's (below). A reader's
@@ -40,8 +43,9 @@ impl SqliteStore {
             // run one, unless the WAL ever passes ~200 MiB.
             .pragma("wal_autocheckpoint", "50000")
             .foreign_keys(true);
+        let opened = open_pools(options, settings.timeout, settings.sqlite_max_bytes);
         let (writer, reader, checkpointer) =
-            priority::on_raised_thread("herald-sqlite-open", RAISE, open_pools(options))
+            priority::on_raised_thread("herald-sqlite-open", RAISE, opened)
                 .await
                 .map_err(sqlx::Error::Io)??;
         MIGRATOR.run(&writer).await?;
@@ -52,7 +56,8 @@ impl SqliteStore {
             writer: writer.clone(),
             engine: writer,
             background: vec![checkpointer],
-            channel_url: channel_url.to_owned(),
+            channel_url: settings.channel_url.clone(),
+            health: Health::default(),
         })
     }
 }
@@ -154,28 +159,41 @@ const RAISE: i32 = 10;
 /// `top -H` shows them). They are never closed for being idle or old, so every connection's
 /// thread is started here, on the raised thread; only one that breaks is opened again, wherever
 /// it is next needed, and its new thread is then raised by name.
-async fn open_pools(options: SqliteConnectOptions) -> Result<(SqlitePool, SqlitePool, SqlitePool)> {
+///
+/// A caller waits at most `timeout` for a connection. The writer's connection may not grow the
+/// database past `max_bytes`.
+async fn open_pools(
+    options: SqliteConnectOptions,
+    timeout: Duration,
+    max_bytes: Option<u64>,
+) -> Result<(SqlitePool, SqlitePool, SqlitePool)> {
     // A connection to a local file does not go stale while idle, so it is not pinged before
     // each use: that was one more trip to the connection's thread per transaction, while
-    // the single writer is held (sqlx still checks each connection as it is released).
-    let pool = |size: u32| {
+    // the single writer is held (sqlx still checks each connection as it is released, which
+    // also settles a rollback left behind, so the check below sees the connection's state).
+    let pool = |size: u32, max_bytes: Option<u64>| {
         SqlitePoolOptions::new()
             .test_before_acquire(false)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!left_in_transaction(conn)) }))
+            .acquire_timeout(timeout)
             .max_connections(size)
             .idle_timeout(None)
             .max_lifetime(None)
-            .after_connect(|_, _| {
-                Box::pin(async {
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
                     priority::raise_late_threads("sqlite-");
+                    if let Some(bytes) = max_bytes {
+                        cap_size(conn, bytes).await?;
+                    }
                     Ok(())
                 })
             })
     };
     let named = |name: &'static str| options.clone().thread_name(move |_| name.to_string());
-    let writer = pool(1)
+    let writer = pool(1, max_bytes)
         .connect_with(named("sqlite-writer").pragma("cache_size", "-8192"))
         .await?;
-    let reader = pool(READERS)
+    let reader = pool(READERS, None)
         .connect_with(named("sqlite-reader").read_only(true))
         .await?;
     // `connect_with` opened one reader; holding each while asking for the next opens the rest.
@@ -184,10 +202,24 @@ async fn open_pools(options: SqliteConnectOptions) -> Result<(SqlitePool, Sqlite
         held.push(reader.acquire().await?);
     }
     drop(held);
-    let checkpointer = pool(1)
+    let checkpointer = pool(1, None)
         .connect_with(named("sqlite-checkpts").pragma("cache_size", "-1024"))
         .await?;
     Ok((writer, reader, checkpointer))
+}
+
+/// Keeps the database file within `max_bytes` for writes on `conn`: a write that needs more
+/// fails with SQLITE_FULL, as on a full disk. (`max_page_count` holds for the connection that
+/// sets it; a database already larger keeps its size.)
+async fn cap_size(conn: &mut SqliteConnection, max_bytes: u64) -> sqlx::Result<()> {
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut *conn)
+        .await?;
+    let pages = max_bytes / u64::try_from(page.max(1)).unwrap_or(4096);
+    sqlx::query(&format!("PRAGMA max_page_count = {}", pages.max(1)))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// How often the WAL is copied back into the database file.
@@ -250,14 +282,20 @@ mod tests {
         }
     }
 
+    /// A store on a new database file in a temporary directory (kept as long as the store).
+    async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+        let store = SqliteStore::connect(&url, &Settings::new("https://example.com"))
+            .await
+            .expect("connect");
+        (dir, store)
+    }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn connection_threads_are_raised_when_the_process_may() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("raised.db").display());
-        let store = SqliteStore::connect(&url, "https://example.com")
-            .await
-            .expect("connect");
+        let (_dir, store) = temp_store().await;
         let base = rustix::process::getpriority_process(None).expect("nice");
         let may = std::thread::spawn(|| priority::raise(RAISE).is_ok())
             .join()
@@ -280,6 +318,34 @@ mod tests {
             base,
             "the caller's own thread is left as it was"
         );
+        crate::store::Store::close(&store).await;
+    }
+
+    /// SQLite ends a transaction by itself on some errors (a full disk): sqlx's `ROLLBACK`
+    /// then fails, and sqlx goes on counting a transaction that is not there, so its next one
+    /// on that connection is a savepoint, whose rollback leaves SQLite inside a transaction that
+    /// nobody owns. The connection must not be handed out again in either state: the next
+    /// change on it would fail with "cannot start a transaction within a transaction".
+    #[tokio::test]
+    async fn a_connection_whose_transaction_failed_is_not_reused() {
+        let (_dir, store) = temp_store().await;
+        let mut tx = store.engine.begin().await.expect("begin");
+        // What SQLite does to a transaction on SQLITE_FULL, without the statement journal.
+        sqlx::query("ROLLBACK")
+            .execute(&mut *tx)
+            .await
+            .expect("ended");
+        drop(tx);
+        let mut tx = store.engine.begin().await.expect("begin again");
+        sqlx::query("UPDATE channels SET name = name")
+            .execute(&mut *tx)
+            .await
+            .expect("write");
+        drop(tx); // an error after writing: rolled back
+        store
+            .ensure_channel("next", "The next change")
+            .await
+            .expect("the next change is made on a connection in a clean state");
         crate::store::Store::close(&store).await;
     }
 

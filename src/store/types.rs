@@ -25,6 +25,99 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A change was written, but the transaction holding it (SQLite's group commit, shared with
+    /// other changes) did not commit: nothing of it was kept.
+    #[error("the write was not committed: {message}")]
+    NotCommitted {
+        message: Arc<str>,
+        /// What the database's state was, when that was why.
+        cause: Option<Unavailable>,
+    },
+}
+
+/// The database cannot serve a request, for a reason its client may be told (unlike other
+/// failures, which are shown only as an internal error): it is not the client's doing, and
+/// trying again later may work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No answer in time: the server is down or unreachable, or every connection stayed busy.
+    Unreachable,
+    /// SQLite's write lock is held by another program (a backup, a shell) for too long.
+    Locked,
+    /// The disk (or `HERALD_SQLITE_MAX_SIZE_MB`) is full: nothing can be written.
+    DiskFull,
+}
+
+impl Unavailable {
+    /// The sentence a client is shown.
+    pub fn message(self) -> &'static str {
+        match self {
+            Unavailable::Unreachable => "The database is unavailable; try again later",
+            Unavailable::Locked => "The database is locked by another program",
+            Unavailable::DiskFull => "The database cannot write: disk full",
+        }
+    }
+
+    /// The `code` of GraphQL errors and of error answers.
+    pub fn code(self) -> &'static str {
+        match self {
+            Unavailable::Unreachable => "DATABASE_UNAVAILABLE",
+            Unavailable::Locked => "DATABASE_LOCKED",
+            Unavailable::DiskFull => "DATABASE_FULL",
+        }
+    }
+
+    /// What a sqlx error says of the database's state, if anything.
+    pub fn of(e: &sqlx::Error) -> Option<Unavailable> {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some(Unavailable::Unreachable),
+            sqlx::Error::Database(e) => {
+                if let Some(e) = e.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    let code = sqlx::error::DatabaseError::code(e).and_then(|c| c.parse().ok());
+                    code.and_then(Unavailable::of_sqlite)
+                } else {
+                    e.code().as_deref().and_then(Unavailable::of_postgres)
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// SQLite's (extended) result code: its low byte is the primary code.
+    fn of_sqlite(code: i64) -> Option<Unavailable> {
+        match code & 0xff {
+            5 | 6 => Some(Unavailable::Locked), // SQLITE_BUSY, SQLITE_LOCKED
+            13 => Some(Unavailable::DiskFull),  // SQLITE_FULL
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE.
+    fn of_postgres(state: &str) -> Option<Unavailable> {
+        match state {
+            "53100" => Some(Unavailable::DiskFull),
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, and
+            // the connection exceptions (class 08).
+            "57P01" | "57P02" | "57P03" | "53300" => Some(Unavailable::Unreachable),
+            s if s.starts_with("08") => Some(Unavailable::Unreachable),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    /// What this error says of the database's state, if anything.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            StoreError::Database(e) => Unavailable::of(e),
+            StoreError::NotCommitted { cause, .. } => *cause,
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -187,5 +280,39 @@ pub(super) fn fate_columns(fate: Fate, now: i64) -> (DeliveryStatus, i64, i64) {
     match fate {
         Fate::Retry { at } => (fate.status(), 1, at),
         Fate::Succeeded | Fate::Failed { .. } => (fate.status(), 0, now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_states_are_told_apart_on_both_backends() {
+        assert_eq!(Unavailable::of_sqlite(13), Some(Unavailable::DiskFull));
+        assert_eq!(Unavailable::of_sqlite(5), Some(Unavailable::Locked));
+        assert_eq!(
+            Unavailable::of_sqlite(517), // SQLITE_BUSY_SNAPSHOT
+            Some(Unavailable::Locked)
+        );
+        assert_eq!(Unavailable::of_sqlite(19), None); // SQLITE_CONSTRAINT
+        assert_eq!(
+            Unavailable::of_postgres("53100"),
+            Some(Unavailable::DiskFull)
+        );
+        assert_eq!(
+            Unavailable::of_postgres("57P01"),
+            Some(Unavailable::Unreachable)
+        );
+        assert_eq!(
+            Unavailable::of_postgres("08006"),
+            Some(Unavailable::Unreachable)
+        );
+        assert_eq!(Unavailable::of_postgres("23505"), None); // unique_violation
+        assert_eq!(
+            Unavailable::of(&sqlx::Error::PoolTimedOut),
+            Some(Unavailable::Unreachable)
+        );
+        assert_eq!(Unavailable::of(&sqlx::Error::RowNotFound), None);
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod connections;
 mod content;
 mod delivery_log;
 mod delivery_state;
@@ -20,4 +21,5 @@ mod receivers;
 mod retries;
 mod schema;
 mod serve;
+mod unavailable;
 mod webhooks;
