@@ -5,7 +5,7 @@
 mod process;
 mod receiver;
 
-pub use process::{fails, herald, herald_on, succeeds, Process};
+pub use process::{cli_token, fails, herald, herald_on, succeeds, Process};
 pub use receiver::{Reply, TestReceiver};
 
 use herald::app::{create_token, App, TokenRequest};

@@ -19,4 +19,5 @@ mod receivers;
 mod retries;
 mod schema;
 mod serve;
+mod shutdown;
 mod webhooks;
