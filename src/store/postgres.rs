@@ -3,6 +3,7 @@
 //! at once do not trip over each other.
 
 use super::backend::{Backend, Begin, Commit};
+use super::secrets::Vault;
 use super::types::fate_columns;
 use super::{Recorded, Result, SqlStore};
 use crate::domain::delivery::Attempt;
@@ -41,6 +42,7 @@ impl PostgresStore {
             engine,
             background: Vec::new(),
             channel_url: channel_url.to_owned(),
+            vault: Vault::default(),
         })
     }
 }
@@ -78,6 +80,9 @@ fn pool_options() -> PgPoolOptions {
 impl Backend for Postgres {
     const SKIP_LOCKED: &'static str = "FOR UPDATE OF d SKIP LOCKED";
     const KEY_SHARE: &'static str = "FOR KEY SHARE";
+    const SCRUB_ON: &'static str = "";
+    const SCRUB_OFF: &'static str = "";
+    const SCRUB_FILES: &'static str = "";
 
     type Writes = PgPool;
 

@@ -2,6 +2,7 @@
 //! `webhooks.rs`, `content.rs`, `queue.rs`, `log.rs`); this file only hands each call over.
 
 use super::backend::{Backend, Value};
+use super::secrets::{Resealed, SecretKeyRecord, Vault};
 use super::types::Change;
 use super::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
@@ -11,6 +12,7 @@ use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
+use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
@@ -35,11 +37,22 @@ pub struct SqlStore<B: Backend> {
     pub(super) background: Vec<Pool<B>>,
     /// The template of channel URLs in payloads (`{subdomain}` is replaced).
     pub(super) channel_url: String,
+    /// The keys webhook secrets are sealed with, once given.
+    pub(super) vault: Vault,
 }
 
 impl<B: Backend> SqlStore<B> {
     pub(super) fn channel_url(&self, subdomain: &str) -> String {
         self.channel_url.replace("{subdomain}", subdomain)
+    }
+
+    /// A content change's caller, for the store's rooms.
+    fn change<'a>(&'a self, actor: &'a Actor, hand_off: &'a HandOff) -> Change<'a> {
+        Change {
+            actor,
+            hand_off,
+            vault: &self.vault,
+        }
     }
 }
 
@@ -164,7 +177,7 @@ where
         hand_off: &HandOff,
         new: &NewVideo,
     ) -> Result<Changed<Video>> {
-        self.create_video(Change { actor, hand_off }, new).await
+        self.create_video(self.change(actor, hand_off), new).await
     }
 
     async fn publish_video(
@@ -173,7 +186,7 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Video>> {
-        self.publish_video(Change { actor, hand_off }, id).await
+        self.publish_video(self.change(actor, hand_off), id).await
     }
 
     async fn update_video(
@@ -183,7 +196,7 @@ where
         id: i64,
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
-        self.update_video(Change { actor, hand_off }, id, patch)
+        self.update_video(self.change(actor, hand_off), id, patch)
             .await
     }
 
@@ -193,7 +206,7 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Video>> {
-        self.delete_video(Change { actor, hand_off }, id).await
+        self.delete_video(self.change(actor, hand_off), id).await
     }
 
     async fn create_collection(
@@ -202,7 +215,7 @@ where
         hand_off: &HandOff,
         new: &NewCollection,
     ) -> Result<Changed<Collection>> {
-        self.create_collection(Change { actor, hand_off }, new)
+        self.create_collection(self.change(actor, hand_off), new)
             .await
     }
 
@@ -213,7 +226,7 @@ where
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
-        self.update_collection(Change { actor, hand_off }, id, patch)
+        self.update_collection(self.change(actor, hand_off), id, patch)
             .await
     }
 
@@ -223,7 +236,8 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Collection>> {
-        self.delete_collection(Change { actor, hand_off }, id).await
+        self.delete_collection(self.change(actor, hand_off), id)
+            .await
     }
 
     async fn video(&self, channel_id: ChannelId, id: i64) -> Result<Video> {
@@ -311,6 +325,27 @@ where
 
     async fn release(&self, claims: &[Lease]) -> Result<()> {
         self.release(claims).await
+    }
+
+    fn unlock(&self, keys: Keyring) -> Result<()> {
+        self.unlock(keys)
+    }
+
+    async fn secret_keys(&self) -> Result<Vec<SecretKeyRecord>> {
+        self.secret_keys().await
+    }
+
+    async fn adopt_secret_key(
+        &self,
+        key: &KeyId,
+        replacing: Option<&KeyId>,
+        now: i64,
+    ) -> Result<Option<String>> {
+        self.adopt_secret_key(key, replacing, now).await
+    }
+
+    async fn reseal_secrets(&self) -> Result<Resealed> {
+        self.reseal_secrets().await
     }
 
     // Tokens and roles (CLI).

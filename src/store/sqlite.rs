@@ -6,6 +6,7 @@
 
 use super::backend::Backend;
 use super::group::Writes;
+use super::secrets::Vault;
 use super::types::fate_columns;
 use super::{Recorded, Result, SqlStore};
 use crate::sys::priority;
@@ -53,6 +54,7 @@ impl SqliteStore {
             engine: writer,
             background: vec![checkpointer],
             channel_url: channel_url.to_owned(),
+            vault: Vault::default(),
         })
     }
 }
@@ -60,6 +62,9 @@ impl SqliteStore {
 impl Backend for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const KEY_SHARE: &'static str = "";
+    const SCRUB_ON: &'static str = "PRAGMA secure_delete = ON";
+    const SCRUB_OFF: &'static str = "PRAGMA secure_delete = OFF";
+    const SCRUB_FILES: &'static str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
     type Writes = Writes;
 

@@ -18,6 +18,7 @@ mod queue;
 mod receivers;
 mod retries;
 mod schema;
+mod secrets;
 mod serve;
 mod shutdown;
 mod webhooks;

@@ -17,10 +17,11 @@ pub fn herald() -> Command {
     c
 }
 
-/// [`herald`] on the database at `db`.
+/// [`herald`] on the database at `db`, with the tests' secret key.
 pub fn herald_on(db: &str) -> Command {
     let mut c = herald();
-    c.env("DATABASE_URL", db);
+    c.env("DATABASE_URL", db)
+        .env("HERALD_SECRET_KEY", super::TEST_SECRET_KEY);
     c
 }
 
