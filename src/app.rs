@@ -7,6 +7,7 @@ use crate::domain::token;
 use crate::graphql::{self, Services};
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::Outbox;
+use crate::secrets::{self, KeySource, SecretsError, Unlocked};
 use crate::store::{self, SharedStore, StoreError};
 use crate::worker::sender::Sender;
 use crate::worker::{Engine, EngineConfig};
@@ -48,6 +49,8 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -275,14 +278,49 @@ fn write_secret_file(path: &Path, token: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Says where the secret key came from when it is news: a key just made (to be backed up), or
+/// secrets sealed at this start.
+fn log_unlocked(unlocked: &Unlocked) {
+    if let KeySource::Generated(path) = &unlocked.source {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        tracing::warn!(
+            key_id = %unlocked.key_id,
+            "webhook secrets are sealed with a new key, written to {} (mode 0600): back it up \
+             apart from the database, which cannot be read without it",
+            path.display()
+        );
+    }
+    let resealed = unlocked.resealed;
+    if resealed.plain > 0 {
+        tracing::info!(
+            webhooks = resealed.plain,
+            key_id = %unlocked.key_id,
+            "sealed webhook secrets that were stored in clear"
+        );
+    }
+    if resealed.other_key > 0 {
+        tracing::info!(
+            webhooks = resealed.other_key,
+            key_id = %unlocked.key_id,
+            "sealed webhook secrets again under the current key"
+        );
+    }
+}
+
 impl App {
     /// Validates the config, connects to the database (applying migrations; an unreachable
-    /// PostgreSQL server is waited for, see [`connect_store`]) and wires the engine. No listener
-    /// is opened here.
+    /// PostgreSQL server is waited for, see [`connect_store`]), unlocks webhook secrets (see
+    /// [`secrets::unlock`]: the key is checked, made on a first start, and secrets stored in
+    /// clear are sealed) and wires the engine. No listener is opened here.
     pub async fn build(config: Config) -> Result<App, AppError> {
         config.validate()?;
         let settings = config.store_settings();
         let store = connect_store_with(&config.database_url, &settings, Patience::Forever).await?;
+        let unlocked = secrets::unlock(&store, &config.secret_keys, &config.database_url).await;
+        if unlocked.is_err() {
+            store.close().await;
+        }
+        log_unlocked(&unlocked?);
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
         let hub = Arc::new(ListenerHub::default());
         let engine = Arc::new(Engine::new(

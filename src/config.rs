@@ -6,6 +6,7 @@
 //! is refused with an error that names the variable: a typo never turns a setting silently on
 //! or off.
 
+use crate::domain::crypto::SecretKey;
 use crate::domain::net::NetPolicy;
 use crate::domain::retry::RetryPolicy;
 use clap::builder::TypedValueParser;
@@ -121,6 +122,105 @@ pub struct Config {
     /// would pass it fails as on a full disk.
     #[arg(long, env = "HERALD_SQLITE_MAX_SIZE_MB", default_value_t = 0)]
     pub sqlite_max_size_mb: u64,
+    #[command(flatten)]
+    pub secret_keys: SecretKeyArgs,
+}
+
+/// The key webhook secrets are sealed with at rest (see `crate::secrets`): `serve`'s settings,
+/// and `secrets rotate-key`'s.
+#[derive(Clone, Default, clap::Args)]
+pub struct SecretKeyArgs {
+    /// The key webhook secrets are sealed with: 32 bytes as 64 hex digits or as base64 (a flag
+    /// shows in `ps`: prefer the variable or HERALD_SECRET_KEY_FILE) [default: read from
+    /// HERALD_SECRET_KEY_FILE].
+    #[arg(
+        long,
+        env = "HERALD_SECRET_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub secret_key: Option<String>,
+
+    /// The file holding the key, used when HERALD_SECRET_KEY is not set; `serve` writes a new
+    /// key there (mode 0600) when it is missing and the database has no key yet [default:
+    /// beside the SQLite file, `<database>.secret-key`; with PostgreSQL, `herald-secret-key`
+    /// in the working directory].
+    #[arg(long, env = "HERALD_SECRET_KEY_FILE", value_name = "PATH")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// Older keys, comma-separated, that still open secrets sealed before a rotation (they
+    /// never seal): during a rotation, until every process has the new key.
+    #[arg(
+        long,
+        env = "HERALD_SECRET_KEY_PREVIOUS",
+        value_name = "KEYS",
+        hide_env_values = true
+    )]
+    pub secret_key_previous: Option<String>,
+}
+
+impl SecretKeyArgs {
+    /// The key from HERALD_SECRET_KEY, if set.
+    pub fn key(&self) -> Result<Option<SecretKey>, ConfigError> {
+        match self.secret_key.as_deref() {
+            None => Ok(None),
+            Some(text) => SecretKey::parse(text).map(Some).map_err(|e| ConfigError {
+                setting: "HERALD_SECRET_KEY",
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    /// The keys from HERALD_SECRET_KEY_PREVIOUS.
+    pub fn previous_keys(&self) -> Result<Vec<SecretKey>, ConfigError> {
+        let list = self.secret_key_previous.as_deref().unwrap_or_default();
+        let items = list.split(',').map(str::trim).filter(|k| !k.is_empty());
+        items
+            .enumerate()
+            .map(|(i, text)| {
+                SecretKey::parse(text).map_err(|e| ConfigError {
+                    setting: "HERALD_SECRET_KEY_PREVIOUS",
+                    message: format!("key {}: {e}", i + 1),
+                })
+            })
+            .collect()
+    }
+
+    /// Checks the keys' spelling, and that the key is given one way only.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.secret_key.is_some() && self.secret_key_file.is_some() {
+            return Err(ConfigError {
+                setting: "HERALD_SECRET_KEY",
+                message: "and HERALD_SECRET_KEY_FILE are both set; set one of them".into(),
+            });
+        }
+        self.key()?;
+        self.previous_keys()?;
+        Ok(())
+    }
+
+    /// Where the key file is: HERALD_SECRET_KEY_FILE, else beside the SQLite file
+    /// (`<file>.secret-key`), else (PostgreSQL) `herald-secret-key` in the working directory.
+    pub fn key_file_path(&self, database_url: &str) -> PathBuf {
+        match &self.secret_key_file {
+            Some(path) => path.clone(),
+            None => beside_database(database_url, "secret-key"),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretKeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |set: bool| set.then_some("(redacted)");
+        f.debug_struct("SecretKeyArgs")
+            .field("secret_key", &redacted(self.secret_key.is_some()))
+            .field("secret_key_file", &self.secret_key_file)
+            .field(
+                "secret_key_previous",
+                &redacted(self.secret_key_previous.is_some()),
+            )
+            .finish()
+    }
 }
 
 /// A setting that cannot work.
@@ -186,7 +286,7 @@ impl Config {
                 "applies to SQLite only; leave it 0 (unset) with PostgreSQL",
             );
         }
-        Ok(())
+        self.secret_keys.validate()
     }
 
     /// What the store is connected with.
@@ -239,12 +339,7 @@ impl Config {
         if let Some(path) = &self.initial_token_file {
             return path.clone();
         }
-        match sqlite_path(&self.database_url) {
-            Some(db) if !db.is_empty() && db != ":memory:" => {
-                PathBuf::from(format!("{db}.initial-token"))
-            }
-            _ => PathBuf::from("herald-initial-token"),
-        }
+        beside_database(&self.database_url, "initial-token")
     }
 }
 
@@ -269,6 +364,15 @@ fn check_database_url(url: &str) -> Result<(), ConfigError> {
             setting: "DATABASE_URL",
             message: e.to_string(),
         })
+}
+
+/// A file of herald's beside the SQLite file of `database_url` (`<file>.<name>`), or for
+/// PostgreSQL (and an in-memory SQLite) `herald-<name>` in the working directory.
+fn beside_database(database_url: &str, name: &str) -> PathBuf {
+    match sqlite_path(database_url) {
+        Some(db) if !db.is_empty() && db != ":memory:" => PathBuf::from(format!("{db}.{name}")),
+        _ => PathBuf::from(format!("herald-{name}")),
+    }
 }
 
 /// The file path of a `sqlite:` URL, as sqlx reads it (`sqlite://herald.db`, `sqlite:herald.db`,
@@ -393,6 +497,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("db_timeout_ms", &self.db_timeout_ms)
             .field("sqlite_max_size_mb", &self.sqlite_max_size_mb)
+            .field("secret_keys", &self.secret_keys)
             .finish()
     }
 }
@@ -563,6 +668,62 @@ mod tests {
         assert_eq!(
             chosen.initial_token_path(),
             PathBuf::from("/run/secrets/token")
+        );
+    }
+
+    #[test]
+    fn secret_keys_are_checked_named_and_never_shown() {
+        let keys = |key: Option<&str>, file: Option<&str>, previous: Option<&str>| SecretKeyArgs {
+            secret_key: key.map(str::to_owned),
+            secret_key_file: file.map(PathBuf::from),
+            secret_key_previous: previous.map(str::to_owned),
+        };
+        let hex_key = "ab".repeat(32);
+        let good = keys(Some(&hex_key), None, Some(&format!(" {hex_key} ,")));
+        assert!(good.validate().is_ok());
+        assert_eq!(good.previous_keys().map(|k| k.len()).ok(), Some(1));
+        let shown = format!(
+            "{:?}",
+            Config {
+                secret_keys: good,
+                ..Config::default()
+            }
+        );
+        assert!(!shown.contains(&hex_key), "{shown}");
+        let refused = |args: SecretKeyArgs| args.validate().expect_err("refused").to_string();
+        let err = refused(keys(Some("hunter2"), None, None));
+        assert!(
+            err.starts_with("HERALD_SECRET_KEY: is not 32 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = refused(keys(None, None, Some(&format!("{hex_key},hunter2"))));
+        assert!(
+            err.starts_with("HERALD_SECRET_KEY_PREVIOUS: key 2"),
+            "{err}"
+        );
+        let err = refused(keys(Some(&hex_key), Some("/etc/herald/key"), None));
+        assert!(err.contains("HERALD_SECRET_KEY_FILE are both set"), "{err}");
+    }
+
+    #[test]
+    fn the_key_file_lies_beside_the_sqlite_file_unless_chosen() {
+        let args = SecretKeyArgs::default();
+        assert_eq!(
+            args.key_file_path("sqlite:///var/lib/herald/h.db?mode=rwc"),
+            PathBuf::from("/var/lib/herald/h.db.secret-key")
+        );
+        assert_eq!(
+            args.key_file_path("postgres://u:p@db/herald"),
+            PathBuf::from("herald-secret-key")
+        );
+        let chosen = SecretKeyArgs {
+            secret_key_file: Some("/etc/herald/key".into()),
+            ..SecretKeyArgs::default()
+        };
+        assert_eq!(
+            chosen.key_file_path("sqlite://herald.db"),
+            PathBuf::from("/etc/herald/key")
         );
     }
 

@@ -9,6 +9,7 @@ pub mod graphql;
 pub mod http;
 pub mod listen;
 pub mod outbox;
+pub mod secrets;
 pub mod store;
 pub mod sys;
 pub mod worker;

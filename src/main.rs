@@ -5,9 +5,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use herald::app::{
     self, connect_store, error_chain, issue_token, App, ExistingRole, Patience, TokenRequest,
 };
-use herald::config::{self, Config, DatabaseArgs, DEFAULT_CHANNEL_URL, DEFAULT_DATABASE_URL};
+use herald::config::{
+    self, Config, DatabaseArgs, SecretKeyArgs, DEFAULT_CHANNEL_URL, DEFAULT_DATABASE_URL,
+};
 use herald::domain::content::Role;
 use herald::domain::time::now_ms;
+use herald::secrets::{self, KeySource, Rotated};
 use herald::store::{SharedStore, StoreError, TokenInfo};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -95,6 +98,36 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage the key webhook secrets are sealed with at rest.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+const ROTATE_KEY_EXAMPLES: &str = "\
+Examples:
+  herald secrets rotate-key        # SQLite: the new key goes to herald.db.secret-key.new
+  DATABASE_URL=postgres://herald@db/herald HERALD_SECRET_KEY_FILE=/etc/herald/secret-key \\
+    herald secrets rotate-key --new-key-file /etc/herald/secret-key.next";
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seal every webhook's secrets under a new key (the database records it as current), a
+    /// batch of webhooks per transaction; prints where the new key is and what to do next.
+    /// Takes the settings `serve` takes for the current key.
+    #[command(after_help = ROTATE_KEY_EXAMPLES)]
+    RotateKey {
+        /// Where the new key is written (mode 0600). A file that exists already is read
+        /// instead: its key becomes the new key (to finish a rotation cut short, or to use a
+        /// key given to every process beforehand) [default: the key file's path with `.new`].
+        #[arg(long, value_name = "PATH")]
+        new_key_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[command(flatten)]
+        keys: SecretKeyArgs,
     },
 }
 
@@ -251,6 +284,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Token { command } => token(command).await,
+        Command::Secrets {
+            command:
+                SecretsCommand::RotateKey {
+                    new_key_file,
+                    db,
+                    keys,
+                },
+        } => {
+            keys.validate()?;
+            let store = connect(&db).await?;
+            let rotated =
+                secrets::rotate(&store, &keys, &db.database_url, new_key_file.as_deref()).await;
+            store.close().await;
+            print!("{}", rotation_report(&rotated?));
+            Ok(())
+        }
         Command::User {
             command:
                 UserCommand::SetRole {
@@ -366,6 +415,39 @@ async fn token(command: TokenCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// What `secrets rotate-key` did, where the new key is, and what the operator does next.
+fn rotation_report(r: &Rotated) -> String {
+    let path = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+    let path = path.display();
+    let sealed = r.resealed.plain + r.resealed.other_key;
+    let made = if r.generated {
+        "written there now"
+    } else {
+        "read from there"
+    };
+    let (give, old) = match &r.old_source {
+        KeySource::Setting => (
+            format!("HERALD_SECRET_KEY=\"$(cat {path})\""),
+            "HERALD_SECRET_KEY_PREVIOUS=<the old HERALD_SECRET_KEY>".to_owned(),
+        ),
+        KeySource::File(old) | KeySource::Generated(old) => (
+            format!("HERALD_SECRET_KEY_FILE={path}"),
+            format!("HERALD_SECRET_KEY_PREVIOUS=\"$(cat {})\"", old.display()),
+        ),
+    };
+    format!(
+        "Webhook secrets are now sealed under key {new} (was {old_id}): {sealed} webhooks sealed again.\n\
+         The new key is in {path} (mode 0600; {made}).\n\
+         Give it to every herald process, keeping the old key for what they wrote meanwhile, and restart them:\n\
+         \x20 {give} {old}\n\
+         (or move the new file over the old one, and keep a copy of the old key for HERALD_SECRET_KEY_PREVIOUS).\n\
+         Each process seals again at start what is still under the old key. Once all of them run with the new key,\n\
+         unset HERALD_SECRET_KEY_PREVIOUS and destroy the old key, and its copies in backups of the key file.\n",
+        new = r.new,
+        old_id = r.old,
+    )
 }
 
 /// A time as `herald token list` shows it: UTC, to the minute.

@@ -87,6 +87,10 @@ pub struct Delivery {
     pub status: DeliveryStatus,
     /// Re-attempts made so far: the attempts in its log but the first (a redelivery counts).
     pub retries: i64,
+    /// The attempts in its log when it was read. The log is read in more than one statement
+    /// while the engine records; showing no more attempts than these keeps a delivery and its
+    /// attempts telling one story (`retries` is this less one).
+    pub attempts: i64,
     /// Where the latest attempt went (before any, where the first will go).
     pub url: String,
     pub next_attempt_at: i64,

@@ -2,6 +2,7 @@
 //! after the GraphQL layer nothing handles raw strings.
 
 pub mod content;
+pub mod crypto;
 pub mod delivery;
 pub mod event;
 pub mod ids;

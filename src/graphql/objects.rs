@@ -357,7 +357,9 @@ impl DeliveryObject {
             .attempts(self.0.id)
             .await
             .map_err(internal)?;
-        Ok(rows.into_iter().map(AttemptObject).collect())
+        // Attempts recorded after the delivery was read are left for the next read.
+        let known = usize::try_from(self.0.attempts).unwrap_or(0);
+        Ok(rows.into_iter().take(known).map(AttemptObject).collect())
     }
 }
 

@@ -39,6 +39,16 @@ pub trait Backend: for<'q> Database<Arguments<'q>: IntoArguments<'q, Self>> {
     /// visible to the deletion (SQLite's foreign keys and single writer see to it there).
     const KEY_SHARE: &'static str;
 
+    /// Statements run before and after a transaction that replaces values which must not
+    /// linger in the database's files (webhook secrets stored in clear, sealed), and one run
+    /// afterwards outside any transaction. SQLite overwrites a replaced row's old bytes in its
+    /// page with `secure_delete`, then copies the WAL into the database file and empties it,
+    /// dropping the old pages. PostgreSQL keeps old row versions until they are vacuumed, and
+    /// its WAL as configured: nothing here can reach them (`docs/operations.md` says so).
+    const SCRUB_ON: &'static str;
+    const SCRUB_OFF: &'static str;
+    const SCRUB_FILES: &'static str;
+
     /// Where changes' transactions begin.
     type Writes: Begin<Self>;
 

@@ -5,7 +5,7 @@
 
 use super::backend::{Backend, Value};
 use super::links::CHUNK;
-use super::rows::{secrets, CollectionRow, TargetRow, COLLECTION_COLUMNS};
+use super::rows::{CollectionRow, TargetRow, COLLECTION_COLUMNS};
 use super::types::Change;
 use super::webhooks::subscribed_to;
 use super::{Changed, Claimed, Result, SqlStore, StoreError};
@@ -115,7 +115,7 @@ where
                     retries_made: 0,
                     max_retries: hook.retries,
                     url: hook.url.clone(),
-                    secrets: secrets(&hook.secrets)?,
+                    secrets: change.vault.open(hook.id, &hook.secrets)?,
                 });
             }
         }

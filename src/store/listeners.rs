@@ -43,7 +43,7 @@ where
         if B::rows_affected(&done) == 0 {
             return Err(StoreError::NotFound);
         }
-        let hook = Self::webhook_of(&mut tx, channel_id, id).await?;
+        let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, id).await?;
         tx.commit().await?;
         Ok(hook)
     }

@@ -9,8 +9,9 @@
 //!
 //! The store is in rooms by domain: `channels.rs`, `webhooks.rs`, `content.rs` (with
 //! `links.rs`, and `events.rs` for the events it writes), `queue.rs` (the delivery engine's
-//! side), `log.rs` and `tokens.rs`; rows decode in `rows.rs`, ids bind as integers through
-//! `ids.rs`, and `sql.rs` hands [`Store`]'s calls to them. The store knows nothing of the
+//! side), `log.rs`, `tokens.rs` and `secrets.rs` (webhook secrets sealed at rest); rows decode
+//! in `rows.rs`, ids bind as integers through `ids.rs`, and `sql.rs` hands [`Store`]'s calls to
+//! them. The store knows nothing of the
 //! outbox, the engine or the API above it: what a caller's engine may claim comes in as a
 //! [`HandOff`], a round's work as a [`Round`].
 //!
@@ -24,6 +25,7 @@ use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
+use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
@@ -44,6 +46,7 @@ mod log;
 pub mod postgres;
 mod queue;
 mod rows;
+mod secrets;
 mod sql;
 pub mod sqlite;
 mod tokens;
@@ -51,6 +54,7 @@ mod types;
 mod webhooks;
 
 pub use backend::{Backend, Begin, Commit, Value};
+pub use secrets::{Resealed, SecretKeyRecord};
 pub use sql::SqlStore;
 pub use types::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
@@ -237,6 +241,27 @@ pub trait Store: Send + Sync + 'static {
     /// Hands claimed deliveries back unattempted: claimable again at once (they were due when
     /// claimed). A stale lease changes nothing.
     async fn release(&self, claims: &[Lease]) -> Result<()>;
+
+    // Webhook secrets at rest (see `secrets.rs`).
+    /// Gives the store the keys that webhook secrets are sealed and opened with; until then,
+    /// anything that reads or writes secrets fails with [`StoreError::Locked`]. Once only.
+    fn unlock(&self, keys: Keyring) -> Result<()>;
+    /// The keys this database's webhook secrets have been sealed under, by id, oldest first.
+    async fn secret_keys(&self) -> Result<Vec<SecretKeyRecord>>;
+    /// Makes `key` the current key, in place of `replacing` when that is the current one, or
+    /// as the first key when none is; otherwise changes nothing. Returns the current key's id
+    /// afterwards: another process's key, if it was faster.
+    async fn adopt_secret_key(
+        &self,
+        key: &KeyId,
+        replacing: Option<&KeyId>,
+        now: i64,
+    ) -> Result<Option<String>>;
+    /// Seals again, under the current key of the keys given to [`Store::unlock`], every
+    /// webhook's secrets stored plain or under another of those keys: a batch per transaction,
+    /// each row replaced only if unchanged meanwhile. A value under a key not given stops it
+    /// with [`StoreError::Unopenable`].
+    async fn reseal_secrets(&self) -> Result<Resealed>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

@@ -4,6 +4,7 @@
 
 use super::backend::{Backend, Begin, Commit};
 use super::health::Health;
+use super::secrets::Vault;
 use super::types::fate_columns;
 use super::{left_in_transaction, Recorded, Result, Settings, SqlStore};
 use crate::domain::delivery::Attempt;
@@ -43,6 +44,7 @@ impl PostgresStore {
             background: Vec::new(),
             channel_url: settings.channel_url.clone(),
             health: Health::default(),
+            vault: Vault::default(),
         })
     }
 }
@@ -87,6 +89,9 @@ fn pool_options(timeout: Duration) -> PgPoolOptions {
 impl Backend for Postgres {
     const SKIP_LOCKED: &'static str = "FOR UPDATE OF d SKIP LOCKED";
     const KEY_SHARE: &'static str = "FOR KEY SHARE";
+    const SCRUB_ON: &'static str = "";
+    const SCRUB_OFF: &'static str = "";
+    const SCRUB_FILES: &'static str = "";
 
     type Writes = PgPool;
 

@@ -6,6 +6,7 @@ use super::backend::{Backend, Begin, Commit, Value};
 use super::events::new_lease;
 use super::links::CHUNK;
 use super::rows::ClaimRow;
+use super::secrets::Vault;
 use super::{Actor, Claimed, Lease, Quota, Recorded, Result, Round, SqlStore, StoreError};
 use crate::domain::delivery::{new_nonce, Fate};
 use crate::domain::event::{self, Catalog, EventName};
@@ -64,7 +65,7 @@ where
             .await?
             .ok_or(StoreError::NotFound)?;
         }
-        let hook = Self::webhook_of(&mut tx, channel_id, webhook_id).await?;
+        let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, webhook_id).await?;
         let cat = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
         let data = event::ping_data(Catalog::user_json(user), cat.channel_json(channel));
         let event_id = Self::insert_event(&mut tx, channel_id, EventName::Ping, now, &data).await?;
@@ -81,7 +82,7 @@ where
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        let claimed = Self::load_claim(&mut tx, id, lease).await?;
+        let claimed = Self::load_claim(&mut tx, &self.vault, id, lease).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -107,7 +108,7 @@ where
         if B::rows_affected(&done) == 0 {
             return Err(StoreError::NotFound);
         }
-        let claimed = Self::load_claim(&mut tx, delivery_id, lease).await?;
+        let claimed = Self::load_claim(&mut tx, &self.vault, delivery_id, lease).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -138,7 +139,7 @@ where
             Self::record_in(&mut tx, round.records, now, disable_after_ms).await?;
         }
         let claimed = if wanted {
-            Self::claim_in(&mut tx, &round).await?
+            Self::claim_in(&mut tx, &self.vault, &round).await?
         } else {
             Vec::new()
         };
@@ -161,7 +162,11 @@ where
     }
 
     /// Claims due deliveries (see [`Store::record_and_claim`](super::Store::record_and_claim)).
-    async fn claim_in(tx: &mut B::Connection, round: &Round<'_>) -> Result<Vec<Claimed>> {
+    async fn claim_in(
+        tx: &mut B::Connection,
+        vault: &Vault,
+        round: &Round<'_>,
+    ) -> Result<Vec<Claimed>> {
         let (now, listeners) = (round.now, round.listeners);
         let lease = new_lease();
         let mut qb = QueryBuilder::<B>::new("UPDATE deliveries SET claimed_until = ");
@@ -196,7 +201,7 @@ where
             .into_iter()
             .map(|(id,)| id)
             .collect();
-        Self::load_claims(tx, &ids, lease).await
+        Self::load_claims(tx, vault, &ids, lease).await
     }
 
     /// Records attempts and moves their deliveries on (see [`Store::record`](super::Store::record)).
@@ -244,8 +249,13 @@ where
     }
 
     /// What an attempt of the claimed delivery `id` needs.
-    async fn load_claim(c: &mut B::Connection, id: DeliveryId, lease: i64) -> Result<Claimed> {
-        Self::load_claims(c, &[id], lease)
+    async fn load_claim(
+        c: &mut B::Connection,
+        vault: &Vault,
+        id: DeliveryId,
+        lease: i64,
+    ) -> Result<Claimed> {
+        Self::load_claims(c, vault, &[id], lease)
             .await?
             .pop()
             .ok_or(StoreError::NotFound)
@@ -254,6 +264,7 @@ where
     /// What attempts of the claimed deliveries `ids` need.
     async fn load_claims(
         c: &mut B::Connection,
+        vault: &Vault,
         ids: &[DeliveryId],
         lease: i64,
     ) -> Result<Vec<Claimed>> {
@@ -271,6 +282,6 @@ where
                     .await?,
             );
         }
-        rows.into_iter().map(|r| r.claimed(lease)).collect()
+        rows.into_iter().map(|r| r.claimed(lease, vault)).collect()
     }
 }

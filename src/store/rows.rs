@@ -1,6 +1,7 @@
 //! Rows as the database returns them, and their decoding into domain types. Private to the
 //! store: a value that does not decode is [`StoreError::Corrupt`].
 
+use super::secrets::Vault;
 use super::{Authenticated, Claimed, Result, StoreError};
 use crate::domain::content::{Channel, Collection, Role, User, Video, Visibility};
 use crate::domain::delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus};
@@ -31,7 +32,8 @@ pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} holds {value:?}"))
 }
 
-/// A webhook's secrets, stored as a JSON list (never quoted in an error).
+/// A webhook's secrets from their JSON list: what is sealed, and what was stored as it is
+/// before secrets were sealed (never quoted in an error).
 pub(super) fn secrets(json: &str) -> Result<Vec<String>> {
     serde_json::from_str(json).map_err(|_| corrupt("webhooks.secrets", "(redacted)"))
 }
@@ -127,16 +129,17 @@ pub(super) struct WebhookRow {
     listener: bool,
 }
 
-impl TryFrom<WebhookRow> for Webhook {
-    type Error = StoreError;
-    fn try_from(r: WebhookRow) -> Result<Self> {
+impl WebhookRow {
+    /// The webhook, its secrets opened by `vault`.
+    pub(super) fn open(self, vault: &Vault) -> Result<Webhook> {
+        let r = self;
         let names: Vec<String> =
             serde_json::from_str(&r.events).map_err(|_| corrupt("webhooks.events", &r.events))?;
         let events = names
             .iter()
             .map(|n| WebhookEvent::parse(n).ok_or_else(|| corrupt("webhooks.events", n)))
             .collect::<Result<_>>()?;
-        let secrets = secrets(&r.secrets)?;
+        let secrets = vault.open(r.id, &r.secrets)?.to_vec();
         let disabled_reason = match r.disabled_reason {
             None => None,
             Some(s) => Some(
@@ -279,6 +282,7 @@ impl TryFrom<DeliveryRow> for Delivery {
                 .ok_or_else(|| corrupt("deliveries.status", &r.status))?,
             nonce: r.nonce,
             retries: (r.attempts - 1).max(0),
+            attempts: r.attempts,
             url: r.url,
             next_attempt_at: r.next_attempt_at,
             created_at: r.created_at,
@@ -332,13 +336,14 @@ pub(super) struct ClaimRow {
 }
 
 impl ClaimRow {
-    /// The claim, under `lease` unless the row holds one. Pings are never retried.
-    pub(super) fn claimed(self, lease: i64) -> Result<Claimed> {
+    /// The claim, under `lease` unless the row holds one, its secrets opened by `vault`. Pings
+    /// are never retried.
+    pub(super) fn claimed(self, lease: i64, vault: &Vault) -> Result<Claimed> {
         let event = EventName::parse(&self.event_name)
             .ok_or_else(|| corrupt("events.name", &self.event_name))?;
         Ok(Claimed {
             event,
-            secrets: secrets(&self.secrets)?,
+            secrets: vault.open(self.webhook_id, &self.secrets)?,
             delivery_id: self.delivery_id,
             webhook_id: self.webhook_id,
             lease: self.lease.unwrap_or(lease),

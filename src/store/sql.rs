@@ -3,6 +3,7 @@
 
 use super::backend::{Backend, Value};
 use super::health::Health;
+use super::secrets::{Resealed, SecretKeyRecord, Vault};
 use super::types::Change;
 use super::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
@@ -12,6 +13,7 @@ use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
+use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
@@ -38,11 +40,22 @@ pub struct SqlStore<B: Backend> {
     pub(super) channel_url: String,
     /// Writes refused lately for the database's state (see `health.rs`).
     pub(super) health: Health,
+    /// The keys webhook secrets are sealed with, once given.
+    pub(super) vault: Vault,
 }
 
 impl<B: Backend> SqlStore<B> {
     pub(super) fn channel_url(&self, subdomain: &str) -> String {
         self.channel_url.replace("{subdomain}", subdomain)
+    }
+
+    /// A content change's caller, for the store's rooms.
+    fn change<'a>(&'a self, actor: &'a Actor, hand_off: &'a HandOff) -> Change<'a> {
+        Change {
+            actor,
+            hand_off,
+            vault: &self.vault,
+        }
     }
 }
 
@@ -180,7 +193,7 @@ where
         new: &NewVideo,
     ) -> Result<Changed<Video>> {
         self.health
-            .written(self.create_video(Change { actor, hand_off }, new).await)
+            .written(self.create_video(self.change(actor, hand_off), new).await)
     }
 
     async fn publish_video(
@@ -190,7 +203,7 @@ where
         id: i64,
     ) -> Result<Changed<Video>> {
         self.health
-            .written(self.publish_video(Change { actor, hand_off }, id).await)
+            .written(self.publish_video(self.change(actor, hand_off), id).await)
     }
 
     async fn update_video(
@@ -201,7 +214,7 @@ where
         patch: &VideoPatch,
     ) -> Result<Changed<Video>> {
         self.health.written(
-            self.update_video(Change { actor, hand_off }, id, patch)
+            self.update_video(self.change(actor, hand_off), id, patch)
                 .await,
         )
     }
@@ -213,7 +226,7 @@ where
         id: i64,
     ) -> Result<Changed<Video>> {
         self.health
-            .written(self.delete_video(Change { actor, hand_off }, id).await)
+            .written(self.delete_video(self.change(actor, hand_off), id).await)
     }
 
     async fn create_collection(
@@ -223,7 +236,7 @@ where
         new: &NewCollection,
     ) -> Result<Changed<Collection>> {
         self.health.written(
-            self.create_collection(Change { actor, hand_off }, new)
+            self.create_collection(self.change(actor, hand_off), new)
                 .await,
         )
     }
@@ -236,7 +249,7 @@ where
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
         self.health.written(
-            self.update_collection(Change { actor, hand_off }, id, patch)
+            self.update_collection(self.change(actor, hand_off), id, patch)
                 .await,
         )
     }
@@ -247,8 +260,10 @@ where
         hand_off: &HandOff,
         id: i64,
     ) -> Result<Changed<Collection>> {
-        self.health
-            .written(self.delete_collection(Change { actor, hand_off }, id).await)
+        self.health.written(
+            self.delete_collection(self.change(actor, hand_off), id)
+                .await,
+        )
     }
 
     async fn video(&self, channel_id: ChannelId, id: i64) -> Result<Video> {
@@ -340,6 +355,27 @@ where
 
     async fn release(&self, claims: &[Lease]) -> Result<()> {
         self.health.written(self.release(claims).await)
+    }
+
+    fn unlock(&self, keys: Keyring) -> Result<()> {
+        self.unlock(keys)
+    }
+
+    async fn secret_keys(&self) -> Result<Vec<SecretKeyRecord>> {
+        self.secret_keys().await
+    }
+
+    async fn adopt_secret_key(
+        &self,
+        key: &KeyId,
+        replacing: Option<&KeyId>,
+        now: i64,
+    ) -> Result<Option<String>> {
+        self.adopt_secret_key(key, replacing, now).await
+    }
+
+    async fn reseal_secrets(&self) -> Result<Resealed> {
+        self.reseal_secrets().await
     }
 
     // Tokens and roles (CLI).

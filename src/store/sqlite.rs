@@ -7,6 +7,7 @@
 use super::backend::Backend;
 use super::group::Writes;
 use super::health::Health;
+use super::secrets::Vault;
 use super::types::fate_columns;
 use super::{left_in_transaction, Recorded, Result, Settings, SqlStore};
 use crate::sys::priority;
@@ -58,6 +59,7 @@ impl SqliteStore {
             background: vec![checkpointer],
             channel_url: settings.channel_url.clone(),
             health: Health::default(),
+            vault: Vault::default(),
         })
     }
 }
@@ -65,6 +67,9 @@ impl SqliteStore {
 impl Backend for Sqlite {
     const SKIP_LOCKED: &'static str = "";
     const KEY_SHARE: &'static str = "";
+    const SCRUB_ON: &'static str = "PRAGMA secure_delete = ON";
+    const SCRUB_OFF: &'static str = "PRAGMA secure_delete = OFF";
+    const SCRUB_FILES: &'static str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
     type Writes = Writes;
 

@@ -1,6 +1,8 @@
 //! The values the store takes and gives, apart from the domain's own types.
 
+use super::secrets::Vault;
 use crate::domain::content::{Channel, User};
+use crate::domain::crypto::OpenError;
 use crate::domain::delivery::{Attempt, DeliveryStatus, Fate};
 use crate::domain::event::EventName;
 use crate::domain::ids::{DeliveryId, WebhookId};
@@ -25,6 +27,15 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Webhook secrets were read or written before the store was given its keys.
+    #[error("webhook secrets cannot be read or written: no secret key was loaded")]
+    Locked,
+    /// A webhook's stored secrets do not open with the keys the store was given.
+    #[error("the secrets of webhook {} cannot be opened: {cause}", webhook.get())]
+    Unopenable {
+        webhook: WebhookId,
+        cause: OpenError,
+    },
     /// A change was written, but the transaction holding it (SQLite's group commit, shared with
     /// other changes) did not commit: nothing of it was kept.
     #[error("the write was not committed: {message}")]
@@ -158,6 +169,8 @@ impl HandOff {
 pub(super) struct Change<'a> {
     pub actor: &'a Actor,
     pub hand_off: &'a HandOff,
+    /// Opens the secrets of the webhooks whose deliveries are handed off.
+    pub vault: &'a Vault,
 }
 
 /// Keyset pagination: rows after the cursor `after` (a row ID), at most `limit`.
@@ -220,7 +233,8 @@ pub struct Claimed {
     pub retries_made: i64,
     pub max_retries: i64,
     pub url: String,
-    pub secrets: Vec<String>,
+    /// Opened once per change of the webhook's secrets and shared (see `secrets.rs`).
+    pub secrets: Arc<[String]>,
 }
 
 impl Claimed {

@@ -2,6 +2,7 @@
 
 use super::backend::{Backend, Begin, Commit, Value};
 use super::rows::{WebhookRow, WEBHOOK_COLUMNS};
+use super::secrets::Vault;
 use super::{Page, Result, SqlStore, StoreError, WebhookFilter};
 use crate::domain::ids::{ChannelId, UserId, WebhookId};
 use crate::domain::time::now_ms;
@@ -40,6 +41,7 @@ where
         new: &NewWebhook,
     ) -> Result<Webhook> {
         let now = now_ms();
+        let secrets = self.vault.seal(new.secrets.iter().map(|s| s.as_str()))?;
         let mut tx = self.writes.begin().await?;
         let id = sqlx::query_scalar::<B, WebhookId>(
             "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener) \
@@ -49,7 +51,7 @@ where
         .bind(new.url.as_str())
         .bind(&new.description)
         .bind(json_list(new.events.iter().map(|e| e.as_str())))
-        .bind(json_list(new.secrets.iter().map(|s| s.as_str())))
+        .bind(secrets)
         .bind(new.retries)
         .bind(new.enabled)
         .bind((!new.enabled).then_some(DisabledReason::Manual.as_str()))
@@ -58,7 +60,7 @@ where
         .bind(new.listener)
         .fetch_one(&mut *tx)
         .await?;
-        let hook = Self::webhook_of(&mut tx, channel_id, id).await?;
+        let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, id).await?;
         tx.commit().await?;
         Ok(hook)
     }
@@ -69,8 +71,13 @@ where
         id: WebhookId,
         patch: &WebhookPatch,
     ) -> Result<Webhook> {
+        // Sealed before the transaction: the secrets left as they are keep their stored value.
+        let secrets = match &patch.secrets {
+            Some(s) => Some(self.vault.seal(s.iter().map(|s| s.as_str()))?),
+            None => None,
+        };
         let mut tx = self.writes.begin().await?;
-        let cur = Self::webhook_of(&mut tx, channel_id, id).await?;
+        let cur = Self::webhook_of(&mut tx, &self.vault, channel_id, id).await?;
         let (enabled, reason) = match patch.enabled {
             Some(true) => (true, None),
             Some(false) if cur.enabled || cur.disabled_reason.is_none() => {
@@ -83,12 +90,8 @@ where
             Some(e) => json_list(e.iter().map(|e| e.as_str())),
             None => json_list(cur.events.iter().map(|e| e.as_str())),
         };
-        let secrets = match &patch.secrets {
-            Some(s) => json_list(s.iter().map(|s| s.as_str())),
-            None => json_list(cur.secrets.iter().map(String::as_str)),
-        };
         sqlx::query(
-            "UPDATE webhooks SET url = $1, description = $2, events = $3, secrets = $4, retries = $5, enabled = $6, \
+            "UPDATE webhooks SET url = $1, description = $2, events = $3, secrets = COALESCE($4, secrets), retries = $5, enabled = $6, \
              disabled_reason = $7, updated_at = $8, failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END \
              WHERE channel_id = $9 AND id = $10",
         )
@@ -104,7 +107,7 @@ where
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let hook = Self::webhook_of(&mut tx, channel_id, id).await?;
+        let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, id).await?;
         tx.commit().await?;
         Ok(hook)
     }
@@ -142,7 +145,7 @@ where
 
     pub(super) async fn webhook(&self, channel_id: ChannelId, id: WebhookId) -> Result<Webhook> {
         let mut c = self.reader.acquire().await?;
-        Self::webhook_of(&mut c, channel_id, id).await
+        Self::webhook_of(&mut c, &self.vault, channel_id, id).await
     }
 
     pub(super) async fn list_webhooks(
@@ -167,11 +170,13 @@ where
         let rows: Vec<WebhookRow> = B::shorten_as(qb.build_query_as())
             .fetch_all(&self.reader)
             .await?;
-        rows.into_iter().map(Webhook::try_from).collect()
+        rows.into_iter().map(|r| r.open(&self.vault)).collect()
     }
 
+    /// The channel's webhook `id`, its secrets opened by `vault`.
     pub(super) async fn webhook_of(
         c: &mut B::Connection,
+        vault: &Vault,
         channel_id: ChannelId,
         id: WebhookId,
     ) -> Result<Webhook> {
@@ -183,6 +188,6 @@ where
         .fetch_optional(&mut *c)
         .await?
         .ok_or(StoreError::NotFound)?
-        .try_into()
+        .open(vault)
     }
 }

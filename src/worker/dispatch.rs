@@ -9,7 +9,7 @@
 use super::attempt::attempt;
 use super::scheduler::{ClaimQuotas, HandBack, RetryTimers, Scheduler, MAX_UNRECORDED};
 use super::{millis, Engine};
-use crate::domain::delivery::Fate;
+use crate::domain::delivery::{Attempt, AttemptResult, Fate};
 use crate::domain::ids::WebhookId;
 use crate::domain::time::now_ms;
 use crate::store::{Claimed, Lease, Recorded, Round};
@@ -439,9 +439,10 @@ impl Dispatcher {
     }
 
     /// Starts an attempt of a claimed delivery in its own task; its outcome comes back through
-    /// `outcome_rx`.
+    /// `outcome_rx`, also when the task is cut off (see [`InFlight`]).
     fn spawn_attempt(&mut self, claim: Claimed) {
-        let (engine, done) = (self.engine.clone(), self.outcome_tx.clone());
+        let engine = self.engine.clone();
+        let in_flight = InFlight::new(&claim, self.outcome_tx.clone());
         let span = info_span!(
             "attempt",
             delivery.id = claim.delivery_id.get(),
@@ -452,14 +453,14 @@ impl Dispatcher {
             async move {
                 let record =
                     attempt(&engine.sender, &engine.listeners, &engine.config, claim).await;
-                let _ = done.send(record);
+                in_flight.finish(record);
             }
             .instrument(span),
         );
     }
 
     /// Stops: ends listener sessions, lets attempts in flight finish for a grace period,
-    /// records what finished, and hands back the rest.
+    /// records what finished and what was cut off, and hands back the rest.
     async fn shut_down(mut self) {
         self.engine.listeners.close_all();
         self.end_round_on_shutdown().await;
@@ -467,7 +468,10 @@ impl Dispatcher {
         let tasks = &mut self.tasks;
         let _ =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        // Attempts still in flight are cut off; each task, once dropped, sends its attempt as
+        // cut (see `InFlight`), to be recorded below.
         self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
         self.take_outcomes();
         self.record_last().await;
         self.hand_back_unfinished().await;
@@ -528,5 +532,99 @@ impl Dispatcher {
                 warn!(error = %e, count = unfinished.len(), "could not hand back deliveries; they are retried when their lease ends");
             }
         }
+    }
+}
+
+/// What the delivery log says of an attempt cut off by shutdown.
+pub(super) const CUT_OFF: &str = "herald stopped during the attempt";
+
+/// An attempt in flight, whose outcome reaches the dispatcher however its task ends: what the
+/// attempt came to, or, if the task is dropped before (aborted when the shutdown grace period
+/// runs out), an `UNKNOWN` attempt ([`CUT_OFF`]): the receiver may or may not have had it. The
+/// delivery stays queued, due at once, so it is attempted again after the restart
+/// (at-least-once; the nonce lets the receiver drop the duplicate).
+struct InFlight {
+    /// What the log keeps of the attempt if it is cut off; `None` once it finished.
+    cut: Option<Recorded>,
+    started: Instant,
+    done: mpsc::UnboundedSender<Recorded>,
+}
+
+impl InFlight {
+    fn new(claim: &Claimed, done: mpsc::UnboundedSender<Recorded>) -> Self {
+        let cut = Recorded {
+            attempt: Attempt {
+                delivery_id: claim.delivery_id,
+                at: now_ms(),
+                url: claim.url.clone(),
+                code: None,
+                result: AttemptResult::Unknown,
+                message: Some(CUT_OFF.to_owned()),
+                duration_ms: 0,
+                response_body: None,
+            },
+            webhook_id: claim.webhook_id,
+            lease: claim.lease,
+            fate: Fate::Retry { at: 0 },
+        };
+        InFlight {
+            cut: Some(cut),
+            started: Instant::now(),
+            done,
+        }
+    }
+
+    /// The attempt finished: its outcome goes to the dispatcher.
+    fn finish(mut self, record: Recorded) {
+        self.cut = None;
+        let _ = self.done.send(record);
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        // A panicking attempt was not cut off by a stop: its lease brings the delivery back.
+        let Some(mut cut) = self.cut.take().filter(|_| !std::thread::panicking()) else {
+            return;
+        };
+        cut.attempt.duration_ms = millis(self.started.elapsed());
+        cut.fate = Fate::Retry { at: now_ms() };
+        let _ = self.done.send(cut);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::DeliveryId;
+    use crate::worker::testing::{claim, done};
+
+    #[tokio::test]
+    async fn an_attempt_cut_off_is_sent_as_unknown_and_due_again() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let before = now_ms();
+        let task = tokio::spawn({
+            let in_flight = InFlight::new(&claim(1, 2), tx.clone());
+            async move {
+                std::future::pending::<()>().await;
+                in_flight.finish(done(1, 2, true));
+            }
+        });
+        task.abort();
+        let _ = task.await;
+        let cut = rx.recv().await.expect("the cut attempt");
+        assert_eq!(cut.attempt.delivery_id, DeliveryId(1));
+        assert_eq!(cut.webhook_id, WebhookId(2));
+        assert_eq!(cut.lease, 7, "recorded under the claim's lease");
+        assert_eq!(cut.attempt.result, AttemptResult::Unknown);
+        assert_eq!(cut.attempt.message.as_deref(), Some(CUT_OFF));
+        assert!(cut.attempt.at >= before);
+        assert!(matches!(cut.fate, Fate::Retry { at } if at >= before && at <= now_ms()));
+
+        // An attempt that finishes sends its outcome, and nothing else.
+        InFlight::new(&claim(3, 2), tx).finish(done(3, 2, true));
+        let finished = rx.recv().await.expect("the outcome");
+        assert_eq!(finished.fate, Fate::Succeeded);
+        assert!(rx.recv().await.is_none(), "nothing more");
     }
 }

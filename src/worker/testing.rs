@@ -43,7 +43,7 @@ pub(super) fn claim(delivery: i64, webhook: i64) -> Claimed {
         retries_made: 0,
         max_retries: 0,
         url: String::new(),
-        secrets: Vec::new(),
+        secrets: Arc::from(Vec::new()),
     }
 }
 

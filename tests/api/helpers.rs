@@ -5,7 +5,7 @@
 mod process;
 mod receiver;
 
-pub use process::{fails, herald, herald_on, succeeds, Process};
+pub use process::{cli_token, fails, herald, herald_on, succeeds, Process};
 pub use receiver::{Reply, TestReceiver};
 
 use herald::app::{create_token, App, TokenRequest};
@@ -29,6 +29,11 @@ const POLL: Duration = Duration::from_millis(20);
 pub const SECRET_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const SECRET_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 pub const SECRET_C: &str = "cccccccccccccccccccccccccccccccccccccccc";
+
+/// The key webhook secrets are sealed with in tests, in-process and in child processes alike,
+/// so that no key file is written beside the tests and processes on one database agree.
+pub const TEST_SECRET_KEY: &str =
+    "746865207465737420736563726574206b6579206f6620686572616c64212121";
 
 /// Polls `check` until it returns `Ok`, and returns what it holds; fails at `deadline`,
 /// showing the last `Err` (what was seen instead).
@@ -168,6 +173,10 @@ pub fn test_config(database_url: &str) -> Config {
         retry_cap_ms: 2_000,
         delivery_timeout_ms: 3_000,
         poll_ms: 50,
+        secret_keys: herald::config::SecretKeyArgs {
+            secret_key: Some(TEST_SECRET_KEY.into()),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::helpers::{
     all_are, closed_port, collection, fails, first_is, herald, spawn_app, start_at, Process,
-    TestApp, TestReceiver, DEADLINE,
+    TestApp, TestReceiver,
 };
 use herald_verify::{Scheme, Verifier};
 use serde_json::json;
@@ -108,16 +108,7 @@ async fn listen_forwards_signed_deliveries_reports_them_and_survives_a_server_re
         .await;
 
     // Ctrl-C (SIGINT) removes the listener.
-    let pid = listen.child.id().expect("pid");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = tokio::time::timeout(DEADLINE, listen.child.wait())
-        .await
-        .expect("listen exits")
-        .expect("wait");
+    let exit = listen.stop_with("INT").await;
     assert!(exit.success(), "{exit}");
     assert_eq!(app.webhook_count().await, 0);
 }

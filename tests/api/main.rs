@@ -20,6 +20,8 @@ mod queue;
 mod receivers;
 mod retries;
 mod schema;
+mod secrets;
 mod serve;
+mod shutdown;
 mod unavailable;
 mod webhooks;

@@ -2,7 +2,7 @@
 //! address troubles, and a delivery cut off by SIGKILL that is made after a restart.
 
 use crate::helpers::{
-    closed_port, fails, graphql_at, herald_on, succeeds, viewer_status, Process, Reply, TestDb,
+    cli_token, closed_port, fails, graphql_at, herald_on, viewer_status, Process, Reply, TestDb,
     TestReceiver, SECRET_A,
 };
 use serde_json::json;
@@ -183,16 +183,7 @@ const FAST: [(&str, &str); 4] = [
 #[tokio::test]
 async fn a_delivery_cut_off_by_sigkill_is_made_after_restart() {
     let db = TestDb::new().await;
-    let (out, _) = succeeds(herald_on(&db.url).args([
-        "token",
-        "create",
-        "--channel",
-        "acme",
-        "--email",
-        "a@acme.test",
-    ]))
-    .await;
-    let token = out.trim().to_owned();
+    let token = cli_token(&db.url).await;
     let receiver = TestReceiver::start().await;
     // The first attempt hangs (the process is killed during it); later ones succeed.
     receiver.script([Reply::ok_after(Duration::from_secs(30))]);

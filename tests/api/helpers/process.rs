@@ -17,11 +17,26 @@ pub fn herald() -> Command {
     c
 }
 
-/// [`herald`] on the database at `db`.
+/// [`herald`] on the database at `db`, with the tests' secret key.
 pub fn herald_on(db: &str) -> Command {
     let mut c = herald();
-    c.env("DATABASE_URL", db);
+    c.env("DATABASE_URL", db)
+        .env("HERALD_SECRET_KEY", super::TEST_SECRET_KEY);
     c
+}
+
+/// A new admin's token of channel `acme`, made by `herald token create` on the database at `db`.
+pub async fn cli_token(db: &str) -> String {
+    let create = [
+        "token",
+        "create",
+        "--channel",
+        "acme",
+        "--email",
+        "a@acme.test",
+    ];
+    let (out, _) = succeeds(herald_on(db).args(create)).await;
+    out.trim().to_owned()
 }
 
 /// Runs `cmd` to its end, which must come before the deadline.
@@ -118,6 +133,21 @@ impl Process {
                 return line;
             }
         }
+    }
+
+    /// Sends the process `signal` (`TERM`, `INT`) and waits for it to exit, which must come
+    /// before the deadline; returns how it exited.
+    pub async fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the process runs");
+        let sent = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill -{signal} {pid}");
+        tokio::time::timeout(DEADLINE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the process did not exit in time:\n{}", self.log()))
+            .expect("exit status")
     }
 
     /// Every line read so far.
