@@ -15,8 +15,9 @@
 //! Scenarios: `fanout` (events to 50 webhooks; when herald falls behind the rate offered, the
 //! highest rate it keeps up with is searched for, and shown as `fanout, kept up`),
 //! `latency` (1,000 events/s to one webhook),
-//! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `slow` (a
-//! third of the webhooks answer after 5 s), `two` (two herald processes on one PostgreSQL).
+//! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `metrics`
+//! (the fan-out while `GET /metrics` is scraped every second), `slow` (a third of the webhooks
+//! answer after 5 s), `two` (two herald processes on one PostgreSQL).
 
 use bytes::Bytes;
 use clap::Parser;
@@ -40,7 +41,7 @@ struct Args {
     /// The PostgreSQL server for `--db postgres` (a fresh database is created there and dropped).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pg: String,
-    /// `fanout`, `latency`, `backlog`, `slow`, `two` or `all`.
+    /// `fanout`, `latency`, `backlog`, `metrics`, `slow`, `two` or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds of load per scenario.
@@ -703,6 +704,8 @@ struct Scenario {
     rate: u64,
     backlog: i64,
     processes: usize,
+    /// Scrape `GET /metrics` every second while the load runs.
+    scrape: bool,
 }
 
 impl Row {
@@ -851,8 +854,21 @@ async fn run(
     let cpu0 = CpuSample::now(&heralds);
     stats.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let scraper = sc
+        .scrape
+        .then(|| tokio::spawn(scrape_metrics(first.clone(), duration)));
     let events = offer(&servers, &token, sc.rate, duration).await;
     let elapsed = started.elapsed();
+    if let Some(scraper) = scraper {
+        let (scrapes, slowest) = scraper.await.unwrap_or_default();
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!(
+            "{scrapes} scrapes of /metrics, the slowest {} ms",
+            slowest.as_millis()
+        ));
+    }
     let in_window_all = stats.received.load(Ordering::Relaxed) - base;
     // With slow receivers, the throughput that matters is the healthy webhooks'.
     let in_window_slow = stats.received_slow.load(Ordering::Relaxed) - slow_base;
@@ -935,6 +951,28 @@ async fn run(
     }
 }
 
+/// Scrapes `GET /metrics` every second for `duration`, as Prometheus would; returns how many
+/// scrapes answered 200 and the slowest.
+async fn scrape_metrics(base: String, duration: Duration) -> (u64, Duration) {
+    let client = reqwest::Client::new();
+    let until = Instant::now() + duration;
+    let (mut scrapes, mut slowest) = (0, Duration::ZERO);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while Instant::now() < until {
+        tick.tick().await;
+        let t = Instant::now();
+        let ok = match client.get(format!("{base}/metrics")).send().await {
+            Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+            _ => false,
+        };
+        if ok {
+            scrapes += 1;
+            slowest = slowest.max(t.elapsed());
+        }
+    }
+    (scrapes, slowest)
+}
+
 /// How long the plain client runs after each scenario.
 const PLAIN_AFTER_EACH: Duration = Duration::from_secs(5);
 
@@ -964,6 +1002,7 @@ async fn main() {
             rate: args.rate,
             backlog: 0,
             processes: 1,
+            scrape: false,
         },
         Scenario {
             name: "latency",
@@ -972,6 +1011,7 @@ async fn main() {
             rate: 1000,
             backlog: 0,
             processes: 1,
+            scrape: false,
         },
         Scenario {
             name: "backlog",
@@ -980,6 +1020,16 @@ async fn main() {
             rate: args.rate,
             backlog: args.backlog,
             processes: 1,
+            scrape: false,
+        },
+        Scenario {
+            name: "metrics",
+            webhooks: 50,
+            slow: 0,
+            rate: args.rate,
+            backlog: 0,
+            processes: 1,
+            scrape: true,
         },
         Scenario {
             name: "slow",
@@ -988,6 +1038,7 @@ async fn main() {
             rate: args.rate,
             backlog: 0,
             processes: 1,
+            scrape: false,
         },
         Scenario {
             name: "two",
@@ -996,6 +1047,7 @@ async fn main() {
             rate: args.rate,
             backlog: 0,
             processes: 2,
+            scrape: false,
         },
     ];
     let chosen: Vec<&Scenario> = all

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::domain::content::{NewUser, Role};
 use crate::domain::token;
 use crate::graphql::{self, Services};
+use crate::metrics::{Metrics, MetricsState};
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::Outbox;
 use crate::store::{self, SharedStore, StoreError};
@@ -58,6 +59,7 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Where every change is made (the API's, and tests').
     pub outbox: Outbox,
+    pub metrics: Arc<Metrics>,
     services: Services,
 }
 
@@ -276,6 +278,7 @@ impl App {
             connect_store(&config.database_url, &config.channel_url, Patience::Forever).await?;
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
         let hub = Arc::new(ListenerHub::default());
+        let metrics = Arc::new(Metrics::new());
         let engine = Arc::new(Engine::new(
             store.clone(),
             sender,
@@ -289,9 +292,16 @@ impl App {
                 shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             },
             hub.clone(),
+            metrics.clone(),
         ));
         let listener_grace = Duration::from_millis(config.listener_grace_ms);
-        let outbox = Outbox::new(store.clone(), engine.clone(), hub, listener_grace);
+        let outbox = Outbox::new(
+            store.clone(),
+            engine.clone(),
+            hub,
+            listener_grace,
+            metrics.clone(),
+        );
         let services = Services {
             store: store.clone(),
             net: config.net_policy(),
@@ -302,6 +312,7 @@ impl App {
             store,
             engine,
             outbox,
+            metrics,
             services,
         })
     }
@@ -332,15 +343,31 @@ impl App {
         Ok(Some(Bootstrapped { token: tok, path }))
     }
 
-    /// The HTTP router (GraphQL and health), for serving or for tests.
+    /// The HTTP router (GraphQL and health, and `/metrics` unless it has a listener of its
+    /// own), for serving or for tests.
     pub fn router(&self) -> axum::Router {
         let schema = graphql::schema()
             .data(self.services.clone())
             .data(graphql::ChannelUrl(self.config.channel_url.clone()))
             .finish();
-        crate::http::router(crate::http::HttpState {
+        let api = crate::http::router(crate::http::HttpState {
             schema,
             store: self.store.clone(),
+        });
+        if self.config.metrics_listen.is_some() {
+            api
+        } else {
+            self.metrics_router().merge(api)
+        }
+    }
+
+    /// `GET /metrics` alone.
+    pub fn metrics_router(&self) -> axum::Router {
+        let engine = self.engine.clone();
+        crate::metrics::router(MetricsState {
+            metrics: self.metrics.clone(),
+            store: self.store.clone(),
+            paused: Arc::new(move || engine.paused_count()),
         })
     }
 
@@ -353,6 +380,22 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = match self.config.metrics_listen {
+            Some(address) => {
+                let listener = bind(address).await?;
+                let router = self.metrics_router();
+                let mut stopped = stop_rx.clone();
+                Some(tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }))
+            }
+            None => None,
+        };
         let engine = tokio::spawn(self.engine.clone().run(stop_rx));
         let router = self.router();
         let served = axum::serve(listener, router)
@@ -361,6 +404,13 @@ impl App {
         let _ = stop_tx.send(true);
         if let Err(e) = engine.await {
             tracing::error!(error = %e, "delivery engine stopped abnormally");
+        }
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "the metrics listener stopped abnormally"),
+                Ok(Ok(())) => {}
+            }
         }
         self.store.close().await;
         served.map_err(AppError::from)

@@ -95,6 +95,11 @@ pub struct Config {
     /// sooner keeps its listener and gets the deliveries queued meanwhile. In milliseconds.
     #[arg(long, env = "HERALD_LISTENER_GRACE_MS", default_value_t = 60_000)]
     pub listener_grace_ms: u64,
+
+    /// Where `GET /metrics` (Prometheus) is served: by default on the main listener
+    /// (`HERALD_LISTEN`); given an address, there alone, on a listener of its own.
+    #[arg(long, env = "HERALD_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A setting that cannot work.
@@ -322,6 +327,7 @@ impl std::fmt::Debug for Config {
             .field("poll_ms", &self.poll_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("listener_grace_ms", &self.listener_grace_ms)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }

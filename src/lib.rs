@@ -8,6 +8,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod listen;
+pub mod metrics;
 pub mod outbox;
 pub mod store;
 pub mod sys;

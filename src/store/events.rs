@@ -25,6 +25,7 @@ pub(super) struct Emitted {
     claimed: Vec<Claimed>,
     claimed_until: i64,
     enqueued: Vec<WebhookId>,
+    event: Option<EventName>,
 }
 
 impl Emitted {
@@ -34,6 +35,7 @@ impl Emitted {
             claimed: self.claimed,
             claimed_until: self.claimed_until,
             enqueued: self.enqueued,
+            event: self.event,
         }
     }
 }
@@ -91,6 +93,7 @@ where
         let claim = |hook: &TargetRow| claims(hook).then_some((lease, hand_off.until));
         let mut emitted = Emitted {
             claimed_until: hand_off.until,
+            event: Some(name),
             ..Emitted::default()
         };
         for chunk in hooks.chunks(CHUNK) {

@@ -39,6 +39,7 @@ mod ids;
 mod links;
 mod listeners;
 mod log;
+mod ops;
 pub mod postgres;
 mod queue;
 mod rows;
@@ -51,8 +52,8 @@ mod webhooks;
 pub use backend::{Backend, Begin, Commit, Value};
 pub use sql::SqlStore;
 pub use types::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
-    Result, Round, StoreError, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, QueueStats,
+    Quota, Recorded, Result, Round, StoreError, WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -232,6 +233,10 @@ pub trait Store: Send + Sync + 'static {
     /// Hands claimed deliveries back unattempted: claimable again at once (they were due when
     /// claimed). A stale lease changes nothing.
     async fn release(&self, claims: &[Lease]) -> Result<()>;
+
+    // Operations.
+    /// The queue's figures as of `now` (ms), for the metrics.
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

@@ -4,8 +4,8 @@
 use super::backend::{Backend, Value};
 use super::types::Change;
 use super::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
-    Round, Store, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, QueueStats,
+    Recorded, Result, Round, Store, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
@@ -311,6 +311,10 @@ where
 
     async fn release(&self, claims: &[Lease]) -> Result<()> {
         self.release(claims).await
+    }
+
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats> {
+        self.queue_stats(now).await
     }
 
     // Tokens and roles (CLI).

@@ -86,6 +86,18 @@ pub struct DeliveryFilter {
     pub nonces: Option<Vec<String>>,
 }
 
+/// The queue's figures, for the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueStats {
+    /// Deliveries `PENDING` or `RETRYING`, of every webhook.
+    pub queued: i64,
+    /// How long (ms) the oldest due, unclaimed delivery to an enabled webhook has waited.
+    pub oldest_due_ms: Option<i64>,
+    /// Webhooks disabled now, by herald (`FAILING`) and by admins (`MANUAL`).
+    pub disabled_failing: i64,
+    pub disabled_manual: i64,
+}
+
 /// A content change, and the deliveries it enqueued.
 #[derive(Debug, Clone)]
 pub struct Changed<T> {
@@ -96,6 +108,8 @@ pub struct Changed<T> {
     pub claimed_until: i64,
     /// Webhooks with deliveries enqueued unclaimed.
     pub enqueued: Vec<WebhookId>,
+    /// The event the change emitted, if it emitted one.
+    pub event: Option<EventName>,
 }
 
 impl<T> Changed<T> {
@@ -106,6 +120,7 @@ impl<T> Changed<T> {
             claimed: Vec::new(),
             claimed_until: 0,
             enqueued: Vec::new(),
+            event: None,
         }
     }
 }

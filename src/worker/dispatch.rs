@@ -118,6 +118,7 @@ impl Engine {
         let started = Instant::now();
         let claimed = self.record_and_claim(&records, &handed_back, &quotas).await;
         let took = started.elapsed();
+        self.metrics.round(took, took > SLOW_ROUND);
         if took > SLOW_ROUND {
             warn!(
                 took_ms = took.as_millis(),
@@ -450,8 +451,7 @@ impl Dispatcher {
         );
         self.tasks.spawn(
             async move {
-                let record =
-                    attempt(&engine.sender, &engine.listeners, &engine.config, claim).await;
+                let record = attempt(&engine, claim).await;
                 let _ = done.send(record);
             }
             .instrument(span),

@@ -38,6 +38,7 @@ use crate::domain::delivery::Fate;
 use crate::domain::ids::WebhookId;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::time::now_ms;
+use crate::metrics::Metrics;
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::{Deliverer, HandshakeFailed};
 use crate::store::{Claimed, HandOff, SharedStore, StoreError};
@@ -82,6 +83,7 @@ pub struct Engine {
     /// dispatcher.
     hand_off_limits: Mutex<HandOffLimits>,
     listeners: Arc<ListenerHub>,
+    metrics: Arc<Metrics>,
 }
 
 /// The dispatcher's word on hand-offs (whether it takes none, and which webhooks it has no room
@@ -96,12 +98,14 @@ struct HandOffLimits {
 }
 
 impl Engine {
-    /// An engine delivering the queue of `store`, and to the `herald listen` sessions of `hub`.
+    /// An engine delivering the queue of `store`, and to the `herald listen` sessions of `hub`,
+    /// counting what it does in `metrics`.
     pub fn new(
         store: SharedStore,
         sender: Sender,
         config: EngineConfig,
         hub: Arc<ListenerHub>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Engine {
             store,
@@ -110,7 +114,17 @@ impl Engine {
             intake: Intake::default(),
             hand_off_limits: Mutex::default(),
             listeners: hub,
+            metrics,
         }
+    }
+
+    /// How many webhooks the circuit breakers hold back now.
+    pub fn paused_count(&self) -> usize {
+        let now = now_ms();
+        self.hand_off_limits
+            .lock()
+            .map(|limits| limits.paused.values().filter(|until| **until > now).count())
+            .unwrap_or(0)
     }
 
     /// Publishes what changes may hand over. Nothing while more outcomes wait to be recorded
@@ -118,6 +132,8 @@ impl Engine {
     /// rather than in memory.
     fn publish_hand_off_limits(&self, scheduler: &Scheduler, unrecorded: usize) {
         let refuse_all = scheduler.refuses_all_hand_offs(unrecorded);
+        self.metrics
+            .engine(scheduler.in_flight_count(), unrecorded, refuse_all);
         let busy = scheduler.busy_webhooks();
         if let Ok(mut limits) = self.hand_off_limits.lock() {
             limits.refuse_all = refuse_all;
@@ -164,7 +180,7 @@ impl Deliverer for Engine {
     }
 
     async fn attempt_now(&self, claim: Claimed) -> Result<(), StoreError> {
-        let record = attempt::attempt(&self.sender, &self.listeners, &self.config, claim).await;
+        let record = attempt::attempt(self, claim).await;
         self.store
             .record(
                 std::slice::from_ref(&record),

@@ -12,6 +12,7 @@ mod helpers;
 mod hostile;
 mod isolation;
 mod listen;
+mod metrics;
 mod outbox;
 mod payloads;
 mod queue;
