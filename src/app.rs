@@ -8,6 +8,7 @@ use crate::graphql::{self, Services};
 use crate::metrics::{Metrics, MetricsState};
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::Outbox;
+use crate::retention::Retention;
 use crate::store::{self, SharedStore, StoreError};
 use crate::worker::sender::Sender;
 use crate::worker::{Engine, EngineConfig};
@@ -396,6 +397,11 @@ impl App {
             }
             None => None,
         };
+        let retention = self.config.retention().map(|keep| {
+            let every = Duration::from_millis(self.config.retention_every_ms);
+            let task = Retention::new(self.store.clone(), self.metrics.clone(), keep, every);
+            tokio::spawn(task.run(stop_rx.clone()))
+        });
         let engine = tokio::spawn(self.engine.clone().run(stop_rx));
         let router = self.router();
         let served = axum::serve(listener, router)
@@ -404,6 +410,11 @@ impl App {
         let _ = stop_tx.send(true);
         if let Err(e) = engine.await {
             tracing::error!(error = %e, "delivery engine stopped abnormally");
+        }
+        if let Some(task) = retention {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "retention stopped abnormally");
+            }
         }
         if let Some(metrics) = metrics {
             match metrics.await {

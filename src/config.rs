@@ -100,6 +100,16 @@ pub struct Config {
     /// (`HERALD_LISTEN`); given an address, there alone, on a listener of its own.
     #[arg(long, env = "HERALD_METRICS_LISTEN", value_name = "ADDRESS")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Days finished deliveries (SUCCEEDED, FAILED) are kept, with their attempts; then they
+    /// are deleted, and so are events no delivery refers to any more. 0 keeps them forever.
+    /// Queued deliveries are never deleted.
+    #[arg(long, env = "HERALD_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+
+    /// How often retention looks for what to delete, in milliseconds.
+    #[arg(long, env = "HERALD_RETENTION_EVERY_MS", default_value_t = 60_000)]
+    pub retention_every_ms: u64,
 }
 
 /// A setting that cannot work.
@@ -138,6 +148,12 @@ impl Config {
                 "and HERALD_WEBHOOK_CONCURRENCY must be positive",
             );
         }
+        if self.retention_days > 36_500 || self.retention_every_ms == 0 {
+            return bad(
+                "HERALD_RETENTION_DAYS",
+                "must be at most 36500 (0 keeps deliveries forever), and HERALD_RETENTION_EVERY_MS positive",
+            );
+        }
         if self.poll_ms == 0 {
             return bad("HERALD_POLL_MS", "must be positive");
         }
@@ -160,6 +176,12 @@ impl Config {
             self.retry_factor,
             Duration::from_millis(self.retry_cap_ms),
         )
+    }
+
+    /// How long finished deliveries are kept; `None`: forever.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.retention_days) * 86_400))
     }
 
     pub fn delivery_timeout(&self) -> Duration {
@@ -328,6 +350,8 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("listener_grace_ms", &self.listener_grace_ms)
             .field("metrics_listen", &self.metrics_listen)
+            .field("retention_days", &self.retention_days)
+            .field("retention_every_ms", &self.retention_every_ms)
             .finish()
     }
 }
@@ -364,6 +388,7 @@ mod tests {
         assert_eq!(c.retry_cap_ms, 43_200_000);
         assert_eq!(c.delivery_timeout_ms, 15_000);
         assert_eq!(c.disable_after_secs, 2_592_000);
+        assert_eq!(c.retention_days, 30);
         assert!(!c.dev);
         assert!(c.validate().is_ok());
     }

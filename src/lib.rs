@@ -10,6 +10,7 @@ pub mod http;
 pub mod listen;
 pub mod metrics;
 pub mod outbox;
+pub mod retention;
 pub mod store;
 pub mod sys;
 pub mod worker;

@@ -62,14 +62,6 @@ impl DisabledBy {
     }
 }
 
-/// What retention deleted in one batch (see [`Metrics::pruned`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub deliveries: u64,
-    pub attempts: u64,
-    pub events: u64,
-}
-
 /// The metrics of one herald instance. Cheap to share (`Arc`).
 pub struct Metrics {
     registry: Registry,
@@ -83,8 +75,8 @@ pub struct Metrics {
     /// By [`DisabledBy`]: failing, gone.
     disabled_by_herald: [Counter; 2],
     replayed: Counter,
-    /// Deliveries, attempts, events.
-    pruned: [Counter; 3],
+    /// Deliveries (with their attempts), events.
+    pruned: [Counter; 2],
     rounds: Counter,
     slow_rounds: Counter,
     round_seconds: Histogram,
@@ -199,9 +191,9 @@ impl Metrics {
         let pruned = labelled(
             registry,
             "retention_deleted",
-            "Rows deleted by retention (HERALD_RETENTION_DAYS)",
+            "Rows deleted by retention (HERALD_RETENTION_DAYS): deliveries (each with its attempts) and events",
             "kind",
-            ["deliveries", "attempts", "events"],
+            ["deliveries", "events"],
         );
         let rounds = registered(
             registry,
@@ -321,11 +313,10 @@ impl Metrics {
         self.replayed.inc_by(n);
     }
 
-    /// Counts what retention deleted.
-    pub fn pruned(&self, p: Pruned) {
-        self.pruned[0].inc_by(p.deliveries);
-        self.pruned[1].inc_by(p.attempts);
-        self.pruned[2].inc_by(p.events);
+    /// Counts what retention deleted: deliveries (with their attempts) and events.
+    pub fn pruned(&self, deliveries: u64, events: u64) {
+        self.pruned[0].inc_by(deliveries);
+        self.pruned[1].inc_by(events);
     }
 
     /// Counts one round of the engine, slow or not.

@@ -52,8 +52,8 @@ mod webhooks;
 pub use backend::{Backend, Begin, Commit, Value};
 pub use sql::SqlStore;
 pub use types::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, QueueStats,
-    Quota, Recorded, Result, Round, StoreError, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Pruned,
+    QueueStats, Quota, Recorded, Result, Round, StoreError, WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -237,6 +237,20 @@ pub trait Store: Send + Sync + 'static {
     // Operations.
     /// The queue's figures as of `now` (ms), for the metrics.
     async fn queue_stats(&self, now: i64) -> Result<QueueStats>;
+    /// Retention, one batch: among the deliveries after id `after`, the first `limit` that are
+    /// `SUCCEEDED` or `FAILED`, last changed before `before` (ms) and not claimed at `now`, are
+    /// deleted with their attempts, in one short transaction. Queued deliveries are never
+    /// deleted.
+    async fn prune_deliveries(
+        &self,
+        before: i64,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Pruned>;
+    /// Retention, one batch: among the events after id `after`, the first `limit` that happened
+    /// before `before` (ms) are deleted when no delivery refers to them.
+    async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Pruned>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

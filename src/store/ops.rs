@@ -1,8 +1,20 @@
-//! What operating herald needs of the database: the queue's figures for the metrics.
+//! What operating herald needs of the database: the queue's figures for the metrics, and
+//! retention.
+//!
+//! Retention scans by primary key on a reader (which never holds up the writer), then deletes
+//! what it found in a short write transaction that checks the rules again: a delivery
+//! redelivered or replayed meanwhile is left alone.
 
-use super::backend::{Backend, Value};
-use super::{QueueStats, Result, SqlStore};
-use sqlx::{ColumnIndex, Encode, Executor, Type};
+use super::backend::{Backend, Begin, Commit, Value};
+use super::{Pruned, QueueStats, Result, SqlStore};
+use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
+
+/// Where the next batch scans from: past the last id found, or nowhere when the scan found
+/// fewer than it asked for.
+fn next(found: &[i64], limit: i64) -> Option<i64> {
+    let full = i64::try_from(found.len()).is_ok_and(|n| n >= limit);
+    found.last().copied().filter(|_| full)
+}
 
 impl<B: Backend> SqlStore<B>
 where
@@ -38,6 +50,97 @@ where
             oldest_due_ms: oldest_due.map(|at| now - at),
             disabled_failing: failing,
             disabled_manual: manual,
+        })
+    }
+
+    /// The ids `sql` finds (`$1`: after, `$2`: before, `$3`: limit) on a reader, and where the
+    /// next batch scans from.
+    async fn scan(
+        &self,
+        sql: &str,
+        before: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<i64>, Option<i64>)> {
+        let found = sqlx::query_scalar::<B, i64>(sql)
+            .bind(after)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?;
+        let next = next(&found, limit);
+        Ok((found, next))
+    }
+
+    pub(super) async fn prune_deliveries(
+        &self,
+        before: i64,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Pruned> {
+        let (found, next) = self
+            .scan(
+                "SELECT id FROM deliveries WHERE id > $1 AND status IN ('SUCCEEDED', 'FAILED') \
+                 AND updated_at < $2 ORDER BY id LIMIT $3",
+                before,
+                after,
+                limit,
+            )
+            .await?;
+        if found.is_empty() {
+            return Ok(Pruned { deleted: 0, next });
+        }
+        // Deliveries first, then their attempts in a statement that sees what any round still
+        // recording them committed (see `delete_webhook`); on SQLite the foreign key has
+        // already taken the attempts.
+        let mut tx = self.writes.begin().await?;
+        let mut qb = QueryBuilder::<B>::new("DELETE FROM deliveries WHERE ");
+        B::push_in(&mut qb, "id", &found);
+        qb.push(" AND status IN ('SUCCEEDED', 'FAILED') AND updated_at < ")
+            .push_bind(before)
+            .push(" AND (claimed_until IS NULL OR claimed_until <= ")
+            .push_bind(now)
+            .push(") RETURNING id");
+        let gone: Vec<i64> = B::shorten_as(qb.build_query_as::<(i64,)>())
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        if !gone.is_empty() {
+            let mut qb = QueryBuilder::<B>::new("DELETE FROM delivery_attempts WHERE ");
+            B::push_in(&mut qb, "delivery_id", &gone);
+            B::shorten(qb.build()).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        let deleted = u64::try_from(gone.len()).unwrap_or(0);
+        Ok(Pruned { deleted, next })
+    }
+
+    pub(super) async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Pruned> {
+        let (found, next) = self
+            .scan(
+                "SELECT id FROM events WHERE id > $1 AND at < $2 ORDER BY id LIMIT $3",
+                before,
+                after,
+                limit,
+            )
+            .await?;
+        if found.is_empty() {
+            return Ok(Pruned { deleted: 0, next });
+        }
+        // No delivery is ever written for an old event (an event's deliveries are written in
+        // its own transaction), so one found unreferenced here stays so.
+        let mut tx = self.writes.begin().await?;
+        let mut qb = QueryBuilder::<B>::new("DELETE FROM events WHERE ");
+        B::push_in(&mut qb, "id", &found);
+        qb.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
+        let done = B::shorten(qb.build()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Pruned {
+            deleted: B::rows_affected(&done),
+            next,
         })
     }
 }

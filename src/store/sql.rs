@@ -4,8 +4,8 @@
 use super::backend::{Backend, Value};
 use super::types::Change;
 use super::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, QueueStats,
-    Recorded, Result, Round, Store, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Pruned,
+    QueueStats, Recorded, Result, Round, Store, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
@@ -315,6 +315,20 @@ where
 
     async fn queue_stats(&self, now: i64) -> Result<QueueStats> {
         self.queue_stats(now).await
+    }
+
+    async fn prune_deliveries(
+        &self,
+        before: i64,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Pruned> {
+        self.prune_deliveries(before, now, after, limit).await
+    }
+
+    async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Pruned> {
+        self.prune_events(before, after, limit).await
     }
 
     // Tokens and roles (CLI).

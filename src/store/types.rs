@@ -98,6 +98,15 @@ pub struct QueueStats {
     pub disabled_manual: i64,
 }
 
+/// What one batch of retention deleted, and where its scan got to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Rows deleted (deliveries, with their attempts; or events).
+    pub deleted: u64,
+    /// The id the next batch scans from; `None` once the scan has reached the end.
+    pub next: Option<i64>,
+}
+
 /// A content change, and the deliveries it enqueued.
 #[derive(Debug, Clone)]
 pub struct Changed<T> {
