@@ -10,7 +10,7 @@
 
 use crate::domain::time::now_ms;
 use crate::metrics::Metrics;
-use crate::store::{Pruned, SharedStore, StoreError};
+use crate::store::{Batch, SharedStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -61,7 +61,10 @@ impl Retention {
         let (mut deliveries, mut events) = (0, 0);
         let mut after = Some(0);
         while let Some(from) = after.filter(|_| !*stop.borrow()) {
-            let Pruned { deleted, next } = self
+            let Batch {
+                done: deleted,
+                next,
+            } = self
                 .store
                 .prune_deliveries(before, now_ms(), from, BATCH)
                 .await?;
@@ -72,7 +75,10 @@ impl Retention {
         }
         let mut after = Some(0);
         while let Some(from) = after.filter(|_| !*stop.borrow()) {
-            let Pruned { deleted, next } = self.store.prune_events(before, from, BATCH).await?;
+            let Batch {
+                done: deleted,
+                next,
+            } = self.store.prune_events(before, from, BATCH).await?;
             self.metrics.pruned(0, deleted);
             events += deleted;
             after = next;

@@ -6,7 +6,8 @@
 //! redelivered or replayed meanwhile is left alone.
 
 use super::backend::{Backend, Begin, Commit, Value};
-use super::{Pruned, QueueStats, Result, SqlStore};
+use super::{Batch, QueueStats, ReplayFilter, Result, SqlStore};
+use crate::domain::ids::{ChannelId, WebhookId};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
 /// Where the next batch scans from: past the last id found, or nowhere when the scan found
@@ -78,7 +79,7 @@ where
         now: i64,
         after: i64,
         limit: i64,
-    ) -> Result<Pruned> {
+    ) -> Result<Batch> {
         let (found, next) = self
             .scan(
                 "SELECT id FROM deliveries WHERE id > $1 AND status IN ('SUCCEEDED', 'FAILED') \
@@ -89,7 +90,7 @@ where
             )
             .await?;
         if found.is_empty() {
-            return Ok(Pruned { deleted: 0, next });
+            return Ok(Batch { done: 0, next });
         }
         // Deliveries first, then their attempts in a statement that sees what any round still
         // recording them committed (see `delete_webhook`); on SQLite the foreign key has
@@ -115,10 +116,13 @@ where
         }
         tx.commit().await?;
         let deleted = u64::try_from(gone.len()).unwrap_or(0);
-        Ok(Pruned { deleted, next })
+        Ok(Batch {
+            done: deleted,
+            next,
+        })
     }
 
-    pub(super) async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Pruned> {
+    pub(super) async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Batch> {
         let (found, next) = self
             .scan(
                 "SELECT id FROM events WHERE id > $1 AND at < $2 ORDER BY id LIMIT $3",
@@ -128,7 +132,7 @@ where
             )
             .await?;
         if found.is_empty() {
-            return Ok(Pruned { deleted: 0, next });
+            return Ok(Batch { done: 0, next });
         }
         // No delivery is ever written for an old event (an event's deliveries are written in
         // its own transaction), so one found unreferenced here stays so.
@@ -138,8 +142,88 @@ where
         qb.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)");
         let done = B::shorten(qb.build()).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(Pruned {
-            deleted: B::rows_affected(&done),
+        Ok(Batch {
+            done: B::rows_affected(&done),
+            next,
+        })
+    }
+
+    /// The condition a replay's `filter` sets on `deliveries d`.
+    fn push_replay_filter(qb: &mut QueryBuilder<'_, B>, filter: &ReplayFilter) {
+        qb.push(" AND d.status = ")
+            .push_bind(filter.status.as_str());
+        if let Some(since) = filter.since {
+            qb.push(" AND d.created_at >= ").push_bind(since);
+        }
+        if let Some(until) = filter.until {
+            qb.push(" AND d.created_at < ").push_bind(until);
+        }
+    }
+
+    pub(super) async fn replay_count(
+        &self,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+    ) -> Result<(i64, i64)> {
+        let mut c = self.reader.acquire().await?;
+        Self::webhook_of(&mut c, channel_id, webhook_id).await?;
+        let mut qb = QueryBuilder::<B>::new(
+            "SELECT COUNT(*), COALESCE(MAX(d.id), 0) FROM deliveries d WHERE d.webhook_id = ",
+        );
+        qb.push_bind(webhook_id);
+        Self::push_replay_filter(&mut qb, filter);
+        Ok(B::shorten_as(qb.build_query_as::<(i64, i64)>())
+            .fetch_one(&mut *c)
+            .await?)
+    }
+
+    pub(super) async fn replay_batch(
+        &self,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+        after: i64,
+        up_to: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Batch> {
+        // Through the (webhook_id, id) index, on a reader.
+        let mut qb = QueryBuilder::<B>::new("SELECT d.id FROM deliveries d WHERE d.webhook_id = ");
+        qb.push_bind(webhook_id)
+            .push(" AND d.id > ")
+            .push_bind(after)
+            .push(" AND d.id <= ")
+            .push_bind(up_to);
+        Self::push_replay_filter(&mut qb, filter);
+        qb.push(" ORDER BY d.id LIMIT ").push_bind(limit);
+        let found: Vec<i64> = B::shorten_as(qb.build_query_as::<(i64,)>())
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect();
+        let next = next(&found, limit);
+        if found.is_empty() {
+            return Ok(Batch { done: 0, next });
+        }
+        let mut tx = self.writes.begin().await?;
+        let mut qb = QueryBuilder::<B>::new(
+            "UPDATE deliveries SET status = 'PENDING', retries = 0, lease = NULL, claimed_until = NULL, next_attempt_at = ",
+        );
+        qb.push_bind(now)
+            .push(", updated_at = ")
+            .push_bind(now)
+            .push(" WHERE ");
+        B::push_in(&mut qb, "id", &found);
+        qb.push(" AND status = ")
+            .push_bind(filter.status.as_str())
+            .push(" AND (claimed_until IS NULL OR claimed_until <= ")
+            .push_bind(now)
+            .push(")");
+        let done = B::shorten(qb.build()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Batch {
+            done: B::rows_affected(&done),
             next,
         })
     }

@@ -4,8 +4,8 @@
 use super::backend::{Backend, Value};
 use super::types::Change;
 use super::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Pruned,
-    QueueStats, Recorded, Result, Round, Store, WebhookFilter,
+    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease, Page,
+    QueueStats, Recorded, ReplayFilter, Result, Round, Rounded, Store, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
@@ -281,7 +281,12 @@ where
         self.due_webhooks(now).await
     }
 
-    async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()> {
+    async fn record(
+        &self,
+        records: &[Recorded],
+        now: i64,
+        disable_after_ms: i64,
+    ) -> Result<Vec<Disabled>> {
         self.record(records, now, disable_after_ms).await
     }
 
@@ -305,7 +310,7 @@ where
             .await
     }
 
-    async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>> {
+    async fn record_and_claim(&self, round: Round<'_>) -> Result<Rounded> {
         self.record_and_claim(round).await
     }
 
@@ -323,11 +328,33 @@ where
         now: i64,
         after: i64,
         limit: i64,
-    ) -> Result<Pruned> {
+    ) -> Result<Batch> {
         self.prune_deliveries(before, now, after, limit).await
     }
 
-    async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Pruned> {
+    async fn replay_count(
+        &self,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+    ) -> Result<(i64, i64)> {
+        self.replay_count(channel_id, webhook_id, filter).await
+    }
+
+    async fn replay_batch(
+        &self,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+        after: i64,
+        up_to: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Batch> {
+        self.replay_batch(webhook_id, filter, after, up_to, now, limit)
+            .await
+    }
+
+    async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Batch> {
         self.prune_events(before, after, limit).await
     }
 

@@ -86,6 +86,32 @@ pub struct DeliveryFilter {
     pub nonces: Option<Vec<String>>,
 }
 
+/// Which of a webhook's deliveries a replay queues again.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayFilter {
+    /// `FAILED` or `SUCCEEDED`.
+    pub status: DeliveryStatus,
+    /// Created at or after this time (ms).
+    pub since: Option<i64>,
+    /// Created before this time (ms).
+    pub until: Option<i64>,
+}
+
+/// A webhook herald disabled while recording attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disabled {
+    pub webhook: WebhookId,
+    /// Its receiver answered `410 Gone` (else: failing for too long).
+    pub gone: bool,
+}
+
+/// What a round of the engine came to: the deliveries it claimed, the webhooks it disabled.
+#[derive(Debug, Clone, Default)]
+pub struct Rounded {
+    pub claimed: Vec<Claimed>,
+    pub disabled: Vec<Disabled>,
+}
+
 /// The queue's figures, for the metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueStats {
@@ -98,11 +124,11 @@ pub struct QueueStats {
     pub disabled_manual: i64,
 }
 
-/// What one batch of retention deleted, and where its scan got to.
+/// What one batch of background work (retention, a replay) did, and where its scan got to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    /// Rows deleted (deliveries, with their attempts; or events).
-    pub deleted: u64,
+pub struct Batch {
+    /// Rows deleted (deliveries, with their attempts; or events), or deliveries queued again.
+    pub done: u64,
     /// The id the next batch scans from; `None` once the scan has reached the end.
     pub next: Option<i64>,
 }

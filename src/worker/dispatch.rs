@@ -147,7 +147,8 @@ impl Engine {
             self.store.release(&leases).await?;
         }
         let now = now_ms();
-        self.store
+        let done = self
+            .store
             .record_and_claim(Round {
                 records,
                 quotas: quotas.as_slice(),
@@ -156,7 +157,9 @@ impl Engine {
                 lease_until: now + millis(self.config.lease()),
                 disable_after_ms: millis(self.config.disable_after),
             })
-            .await
+            .await?;
+        self.disabled(&done.disabled);
+        Ok(done.claimed)
     }
 }
 
@@ -503,7 +506,10 @@ impl Dispatcher {
                 .record(&self.unrecorded, now_ms(), disable_after)
                 .await
             {
-                Ok(()) => break,
+                Ok(disabled) => {
+                    self.engine.disabled(&disabled);
+                    break;
+                }
                 Err(e) => {
                     warn!(error = %e, attempt, "could not record the last attempts; their deliveries are retried when their lease ends");
                     tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;

@@ -38,10 +38,10 @@ use crate::domain::delivery::Fate;
 use crate::domain::ids::WebhookId;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::time::now_ms;
-use crate::metrics::Metrics;
+use crate::metrics::{DisabledBy, Metrics};
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::{Deliverer, HandshakeFailed};
-use crate::store::{Claimed, HandOff, SharedStore, StoreError};
+use crate::store::{Claimed, Disabled, HandOff, SharedStore, StoreError};
 use async_trait::async_trait;
 use dispatch::Intake;
 use scheduler::Scheduler;
@@ -118,6 +118,26 @@ impl Engine {
         }
     }
 
+    /// Says that herald disabled these webhooks: a warning each, and the metric. (The
+    /// `webhook.disabled` deliveries the store queued are found by the next poll.)
+    fn disabled(&self, disabled: &[Disabled]) {
+        for d in disabled {
+            let (why, reason) = if d.gone {
+                (DisabledBy::Gone, "its receiver answered 410 Gone")
+            } else {
+                (
+                    DisabledBy::Failing,
+                    "every delivery failed for HERALD_DISABLE_AFTER_SECS",
+                )
+            };
+            tracing::warn!(
+                webhook.id = d.webhook.get(),
+                "herald disabled a webhook: {reason}; enable it again with updateWebhook"
+            );
+            self.metrics.disabled_by_herald(why);
+        }
+    }
+
     /// How many webhooks the circuit breakers hold back now.
     pub fn paused_count(&self) -> usize {
         let now = now_ms();
@@ -181,13 +201,15 @@ impl Deliverer for Engine {
 
     async fn attempt_now(&self, claim: Claimed) -> Result<(), StoreError> {
         let record = attempt::attempt(self, claim).await;
-        self.store
+        let disabled = self
+            .store
             .record(
                 std::slice::from_ref(&record),
                 now_ms(),
                 millis(self.config.disable_after),
             )
             .await?;
+        self.disabled(&disabled);
         match record.fate {
             // The receiver is back: its queued deliveries need not wait out a pause.
             Fate::Succeeded => self.intake.close_breaker(record.webhook_id),

@@ -17,6 +17,7 @@ mod outbox;
 mod payloads;
 mod queue;
 mod receivers;
+mod replay;
 mod retention;
 mod retries;
 mod schema;
