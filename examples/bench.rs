@@ -15,8 +15,10 @@
 //! Scenarios: `fanout` (events to 50 webhooks; when herald falls behind the rate offered, the
 //! highest rate it keeps up with is searched for, and shown as `fanout, kept up`),
 //! `latency` (1,000 events/s to one webhook),
-//! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `slow` (a
-//! third of the webhooks answer after 5 s), `two` (two herald processes on one PostgreSQL).
+//! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `metrics`
+//! (the fan-out while `GET /metrics` is scraped every second), `retention` (the fan-out while
+//! herald deletes a million old finished deliveries), `slow` (a third of the webhooks
+//! answer after 5 s), `two` (two herald processes on one PostgreSQL).
 
 use bytes::Bytes;
 use clap::Parser;
@@ -40,7 +42,7 @@ struct Args {
     /// The PostgreSQL server for `--db postgres` (a fresh database is created there and dropped).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pg: String,
-    /// `fanout`, `latency`, `backlog`, `slow`, `two` or `all`.
+    /// `fanout`, `latency`, `backlog`, `metrics`, `retention`, `slow`, `two` or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds of load per scenario.
@@ -52,6 +54,10 @@ struct Args {
     /// Deliveries queued for the dead receiver in `backlog`.
     #[arg(long, default_value_t = 1_000_000)]
     backlog: i64,
+    /// Finished deliveries, older than the retention, that `retention` seeds for herald to
+    /// delete while the fan-out runs.
+    #[arg(long, default_value_t = 1_000_000)]
+    old: i64,
     /// The herald binary (default: `herald` beside this one's directory).
     #[arg(long)]
     herald: Option<PathBuf>,
@@ -431,13 +437,66 @@ impl Db {
         }
     }
 
+    /// A connection to the PostgreSQL database.
+    async fn pg(&self) -> sqlx::PgConnection {
+        <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
+            .await
+            .expect("connect")
+    }
+
+    /// A connection to the SQLite database that waits for herald's writer.
+    async fn sqlite(&self) -> sqlx::SqliteConnection {
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
+            .await
+            .expect("connect");
+        sqlx::query("PRAGMA busy_timeout = 30000")
+            .execute(&mut c)
+            .await
+            .expect("pragma");
+        c
+    }
+
+    /// Writes `n` deliveries that finished long ago (`updated_at` 0, so past any retention),
+    /// each with an attempt, of the newest event to the first webhook, straight in the database.
+    async fn seed_old(&self, n: i64) {
+        let deliveries = "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) \
+             SELECT w.id, e.id, NONCE, 'SUCCEEDED', 0, w.url, 0, 0, 0 \
+             FROM SERIES, (SELECT MIN(id) AS id, MIN(url) AS url FROM webhooks) w, (SELECT MAX(id) AS id FROM events) e";
+        let attempts = "INSERT INTO delivery_attempts (delivery_id, at, url, code, result, duration_ms, response_body) \
+             SELECT id, 0, url, 200, 'SUCCESS', 2, 'ok' FROM deliveries WHERE updated_at = 0";
+        if self.admin.is_some() {
+            let mut c = self.pg().await;
+            let sql = deliveries
+                .replace("NONCE", "lpad(to_hex(i), 40, 'f')")
+                .replace("SERIES", "generate_series(1, $1::bigint) AS i");
+            sqlx::query(&sql)
+                .bind(n)
+                .execute(&mut c)
+                .await
+                .expect("seed");
+            sqlx::query(attempts).execute(&mut c).await.expect("seed");
+        } else {
+            let mut c = self.sqlite().await;
+            let sql = format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) {}",
+                deliveries
+                    .replace("NONCE", "printf('f%039x', i)")
+                    .replace("SERIES", "n")
+            );
+            sqlx::query(&sql)
+                .bind(n)
+                .execute(&mut c)
+                .await
+                .expect("seed");
+            sqlx::query(attempts).execute(&mut c).await.expect("seed");
+        }
+    }
+
     /// Queues `n` deliveries of one event for a webhook, straight in the database.
     async fn seed(&self, webhook_id: i64, event_id: i64, url: &str, n: i64) {
         let now = chrono::Utc::now().timestamp_millis();
         if self.admin.is_some() {
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url)
-                .await
-                .expect("connect");
+            let mut c = self.pg().await;
             sqlx::query(
                 "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) \
                  SELECT $1, $2, lpad(to_hex(i), 40, '0'), 'PENDING', 0, $3, $4, $4, $4 FROM generate_series(1, $5::bigint) AS i",
@@ -445,13 +504,7 @@ impl Db {
             .bind(webhook_id).bind(event_id).bind(url).bind(now).bind(n)
             .execute(&mut c).await.expect("seed");
         } else {
-            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&self.url)
-                .await
-                .expect("connect");
-            sqlx::query("PRAGMA busy_timeout = 30000")
-                .execute(&mut c)
-                .await
-                .expect("pragma");
+            let mut c = self.sqlite().await;
             sqlx::query(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $5) \
                  INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, created_at, updated_at) \
@@ -487,7 +540,9 @@ impl Drop for Herald {
 }
 
 impl Herald {
-    async fn start(bin: &PathBuf, db: &str) -> Herald {
+    /// Starts `herald serve` on `db`, retention looking for old deliveries every `retention`
+    /// (by default once a minute: never, within a scenario).
+    async fn start(bin: &PathBuf, db: &str, retention: Option<Duration>) -> Herald {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("port")
@@ -497,6 +552,10 @@ impl Herald {
             .env("DATABASE_URL", db)
             .env("HERALD_LISTEN", format!("127.0.0.1:{port}"))
             .env("HERALD_DEV", "true")
+            .env(
+                "HERALD_RETENTION_EVERY_MS",
+                retention.map_or(3_600_000, |d| d.as_millis()).to_string(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(if std::env::var_os("BENCH_HERALD_STDERR").is_some() {
@@ -703,6 +762,11 @@ struct Scenario {
     rate: u64,
     backlog: i64,
     processes: usize,
+    /// Scrape `GET /metrics` every second while the load runs.
+    scrape: bool,
+    /// Finished deliveries (with an attempt each) seeded older than the retention, for herald
+    /// to delete while the load runs.
+    old: i64,
 }
 
 impl Row {
@@ -797,7 +861,8 @@ async fn run(
     let token = token(bin, &db.url);
     let mut heralds = Vec::new();
     for _ in 0..sc.processes {
-        heralds.push(Herald::start(bin, &db.url).await);
+        let retention = (sc.old > 0).then_some(Duration::from_secs(1));
+        heralds.push(Herald::start(bin, &db.url, retention).await);
     }
     let client = reqwest::Client::new();
     let first = heralds[0].url.clone();
@@ -839,6 +904,27 @@ async fn run(
         );
     }
 
+    if sc.old > 0 {
+        let r = gql(
+            &client,
+            &first,
+            &token,
+            "mutation { createCollection(input: {name: \"old\"}) { errors { message } } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(r["data"]["createCollection"]["errors"], json!([]));
+        let t = Instant::now();
+        db.seed_old(sc.old).await;
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!(
+            "{} old finished deliveries seeded in {:.0} s",
+            sc.old,
+            t.elapsed().as_secs_f64()
+        ));
+    }
     let servers: Vec<String> = heralds.iter().map(|h| h.url.clone()).collect();
     let expected_per_event = sc.webhooks as u64;
     let duration = Duration::from_secs(args.duration);
@@ -851,8 +937,21 @@ async fn run(
     let cpu0 = CpuSample::now(&heralds);
     stats.measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let scraper = sc
+        .scrape
+        .then(|| tokio::spawn(scrape_metrics(first.clone(), duration)));
     let events = offer(&servers, &token, sc.rate, duration).await;
     let elapsed = started.elapsed();
+    if let Some(scraper) = scraper {
+        let (scrapes, slowest) = scraper.await.unwrap_or_default();
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!(
+            "{scrapes} scrapes of /metrics, the slowest {} ms",
+            slowest.as_millis()
+        ));
+    }
     let in_window_all = stats.received.load(Ordering::Relaxed) - base;
     // With slow receivers, the throughput that matters is the healthy webhooks'.
     let in_window_slow = stats.received_slow.load(Ordering::Relaxed) - slow_base;
@@ -884,6 +983,16 @@ async fn run(
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if sc.old > 0 {
+        let left = db
+            .scalar("SELECT COUNT(*) FROM deliveries WHERE updated_at = 0")
+            .await;
+        note.push_str(&format!(
+            "; retention deleted {} of them by the end of the load ({:.0}/s)",
+            sc.old - left,
+            (sc.old - left) as f64 / elapsed.as_secs_f64()
+        ));
     }
     let dups = stats.duplicates.load(Ordering::Relaxed) - dup_base;
     if !note.is_empty() {
@@ -935,6 +1044,28 @@ async fn run(
     }
 }
 
+/// Scrapes `GET /metrics` every second for `duration`, as Prometheus would; returns how many
+/// scrapes answered 200 and the slowest.
+async fn scrape_metrics(base: String, duration: Duration) -> (u64, Duration) {
+    let client = reqwest::Client::new();
+    let until = Instant::now() + duration;
+    let (mut scrapes, mut slowest) = (0, Duration::ZERO);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while Instant::now() < until {
+        tick.tick().await;
+        let t = Instant::now();
+        let ok = match client.get(format!("{base}/metrics")).send().await {
+            Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+            _ => false,
+        };
+        if ok {
+            scrapes += 1;
+            slowest = slowest.max(t.elapsed());
+        }
+    }
+    (scrapes, slowest)
+}
+
 /// How long the plain client runs after each scenario.
 const PLAIN_AFTER_EACH: Duration = Duration::from_secs(5);
 
@@ -964,6 +1095,8 @@ async fn main() {
             rate: args.rate,
             backlog: 0,
             processes: 1,
+            scrape: false,
+            old: 0,
         },
         Scenario {
             name: "latency",
@@ -972,6 +1105,8 @@ async fn main() {
             rate: 1000,
             backlog: 0,
             processes: 1,
+            scrape: false,
+            old: 0,
         },
         Scenario {
             name: "backlog",
@@ -980,6 +1115,28 @@ async fn main() {
             rate: args.rate,
             backlog: args.backlog,
             processes: 1,
+            scrape: false,
+            old: 0,
+        },
+        Scenario {
+            name: "metrics",
+            webhooks: 50,
+            slow: 0,
+            rate: args.rate,
+            backlog: 0,
+            processes: 1,
+            scrape: true,
+            old: 0,
+        },
+        Scenario {
+            name: "retention",
+            webhooks: 50,
+            slow: 0,
+            rate: args.rate,
+            backlog: 0,
+            processes: 1,
+            scrape: false,
+            old: args.old,
         },
         Scenario {
             name: "slow",
@@ -988,6 +1145,8 @@ async fn main() {
             rate: args.rate,
             backlog: 0,
             processes: 1,
+            scrape: false,
+            old: 0,
         },
         Scenario {
             name: "two",
@@ -996,6 +1155,8 @@ async fn main() {
             rate: args.rate,
             backlog: 0,
             processes: 2,
+            scrape: false,
+            old: 0,
         },
     ];
     let chosen: Vec<&Scenario> = all

@@ -5,8 +5,10 @@ use crate::config::Config;
 use crate::domain::content::{NewUser, Role};
 use crate::domain::token;
 use crate::graphql::{self, Services};
+use crate::metrics::{Metrics, MetricsState};
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::Outbox;
+use crate::retention::Retention;
 use crate::secrets::{self, KeySource, SecretsError, Unlocked};
 use crate::store::{self, SharedStore, StoreError};
 use crate::worker::sender::Sender;
@@ -61,6 +63,7 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Where every change is made (the API's, and tests').
     pub outbox: Outbox,
+    pub metrics: Arc<Metrics>,
     services: Services,
 }
 
@@ -323,6 +326,7 @@ impl App {
         log_unlocked(&unlocked?);
         let sender = Sender::new(config.delivery_timeout(), config.net_policy())?;
         let hub = Arc::new(ListenerHub::default());
+        let metrics = Arc::new(Metrics::new());
         let engine = Arc::new(Engine::new(
             store.clone(),
             sender,
@@ -336,9 +340,16 @@ impl App {
                 shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
             },
             hub.clone(),
+            metrics.clone(),
         ));
         let listener_grace = Duration::from_millis(config.listener_grace_ms);
-        let outbox = Outbox::new(store.clone(), engine.clone(), hub, listener_grace);
+        let outbox = Outbox::new(
+            store.clone(),
+            engine.clone(),
+            hub,
+            listener_grace,
+            metrics.clone(),
+        );
         let services = Services {
             store: store.clone(),
             net: config.net_policy(),
@@ -349,6 +360,7 @@ impl App {
             store,
             engine,
             outbox,
+            metrics,
             services,
         })
     }
@@ -379,9 +391,10 @@ impl App {
         Ok(Some(Bootstrapped { token: tok, path }))
     }
 
-    /// The HTTP router (GraphQL and health), for serving or for tests.
+    /// The HTTP router (GraphQL and health, and `/metrics` unless it has a listener of its
+    /// own), for serving or for tests.
     pub fn router(&self) -> axum::Router {
-        crate::http::router(self.http_state())
+        self.with_metrics(crate::http::router(self.http_state()))
     }
 
     fn http_state(&self) -> crate::http::HttpState {
@@ -395,6 +408,25 @@ impl App {
         }
     }
 
+    /// `/metrics` beside `api`, unless it has a listener of its own.
+    fn with_metrics(&self, api: axum::Router) -> axum::Router {
+        if self.config.metrics_listen.is_some() {
+            api
+        } else {
+            self.metrics_router().merge(api)
+        }
+    }
+
+    /// `GET /metrics` alone.
+    pub fn metrics_router(&self) -> axum::Router {
+        let engine = self.engine.clone();
+        crate::metrics::router(MetricsState {
+            metrics: self.metrics.clone(),
+            store: self.store.clone(),
+            paused: Arc::new(move || engine.paused_count()),
+        })
+    }
+
     /// Serves HTTP on `listener` and runs the delivery engine until `shutdown` completes;
     /// then stops accepting requests, lets the engine finish or hand back its attempts, and
     /// closes the database.
@@ -405,10 +437,31 @@ impl App {
     ) -> Result<(), AppError> {
         self.check_open_files();
         let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = match self.config.metrics_listen {
+            Some(address) => {
+                let listener = bind(address).await?;
+                let router = self.metrics_router();
+                let mut stopped = stop_rx.clone();
+                Some(tokio::spawn(async move {
+                    let stop = async move {
+                        let _ = stopped.wait_for(|stop| *stop).await;
+                    };
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }))
+            }
+            None => None,
+        };
+        let retention = self.config.retention().map(|keep| {
+            let every = Duration::from_millis(self.config.retention_every_ms);
+            let task = Retention::new(self.store.clone(), self.metrics.clone(), keep, every);
+            tokio::spawn(task.run(stop_rx.clone()))
+        });
         let engine = tokio::spawn(self.engine.clone().run(stop_rx));
         let state = self.http_state();
         let routers = crate::http::server::Routers {
-            api: crate::http::router(state.clone()),
+            api: self.with_metrics(crate::http::router(state.clone())),
             overflow: crate::http::overflow_router(state),
         };
         let limits = self.config.connection_limits();
@@ -416,6 +469,18 @@ impl App {
         let _ = stop_tx.send(true);
         if let Err(e) = engine.await {
             tracing::error!(error = %e, "delivery engine stopped abnormally");
+        }
+        if let Some(task) = retention {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "retention stopped abnormally");
+            }
+        }
+        if let Some(metrics) = metrics {
+            match metrics.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "the metrics listener failed"),
+                Err(e) => tracing::warn!(error = %e, "the metrics listener stopped abnormally"),
+                Ok(Ok(())) => {}
+            }
         }
         self.store.close().await;
         served.map_err(AppError::from)

@@ -122,6 +122,21 @@ pub struct Config {
     /// would pass it fails as on a full disk.
     #[arg(long, env = "HERALD_SQLITE_MAX_SIZE_MB", default_value_t = 0)]
     pub sqlite_max_size_mb: u64,
+    /// Where `GET /metrics` (Prometheus) is served: by default on the main listener
+    /// (`HERALD_LISTEN`); given an address, there alone, on a listener of its own.
+    #[arg(long, env = "HERALD_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Days finished deliveries (SUCCEEDED, FAILED) are kept, with their attempts; then they
+    /// are deleted, and so are events no delivery refers to any more. 0 keeps them forever.
+    /// Queued deliveries are never deleted.
+    #[arg(long, env = "HERALD_RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u32,
+
+    /// How often retention looks for what to delete, in milliseconds.
+    #[arg(long, env = "HERALD_RETENTION_EVERY_MS", default_value_t = 60_000)]
+    pub retention_every_ms: u64,
+
     #[command(flatten)]
     pub secret_keys: SecretKeyArgs,
 }
@@ -259,6 +274,12 @@ impl Config {
                 "and HERALD_WEBHOOK_CONCURRENCY must be positive",
             );
         }
+        if self.retention_days > 36_500 || self.retention_every_ms == 0 {
+            return bad(
+                "HERALD_RETENTION_DAYS",
+                "must be at most 36500 (0 keeps deliveries forever), and HERALD_RETENTION_EVERY_MS positive",
+            );
+        }
         if self.poll_ms == 0 {
             return bad("HERALD_POLL_MS", "must be positive");
         }
@@ -321,6 +342,12 @@ impl Config {
             self.retry_factor,
             Duration::from_millis(self.retry_cap_ms),
         )
+    }
+
+    /// How long finished deliveries are kept; `None`: forever.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_days > 0)
+            .then(|| Duration::from_secs(u64::from(self.retention_days) * 86_400))
     }
 
     pub fn delivery_timeout(&self) -> Duration {
@@ -498,6 +525,9 @@ impl std::fmt::Debug for Config {
             .field("db_timeout_ms", &self.db_timeout_ms)
             .field("sqlite_max_size_mb", &self.sqlite_max_size_mb)
             .field("secret_keys", &self.secret_keys)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("retention_days", &self.retention_days)
+            .field("retention_every_ms", &self.retention_every_ms)
             .finish()
     }
 }
@@ -539,6 +569,7 @@ mod tests {
         assert_eq!(c.max_connections, 4096);
         assert_eq!(c.db_timeout_ms, 5_000);
         assert_eq!(c.sqlite_max_size_mb, 0);
+        assert_eq!(c.retention_days, 30);
         assert!(!c.dev);
         assert!(c.validate().is_ok());
     }

@@ -23,10 +23,12 @@ pub enum EventName {
     CollectionDeleted,
     /// A test delivery asked for by an admin (`testWebhook`): `actor` and `channel` only.
     Ping,
+    /// herald disabled one of the channel's webhooks: `channel` and `webhook`, no `actor`.
+    WebhookDisabled,
 }
 
 impl EventName {
-    pub const ALL: [EventName; 7] = [
+    pub const ALL: [EventName; 8] = [
         EventName::VideoAddedToChannel,
         EventName::VideoUpdated,
         EventName::VideoDeleted,
@@ -34,6 +36,7 @@ impl EventName {
         EventName::CollectionUpdated,
         EventName::CollectionDeleted,
         EventName::Ping,
+        EventName::WebhookDisabled,
     ];
 
     /// The wire name: `video.addedToChannel`.
@@ -46,6 +49,7 @@ impl EventName {
             EventName::CollectionUpdated => "collection.updated",
             EventName::CollectionDeleted => "collection.deleted",
             EventName::Ping => "ping",
+            EventName::WebhookDisabled => "webhook.disabled",
         }
     }
 
@@ -63,6 +67,7 @@ impl EventName {
             EventName::CollectionCreated
             | EventName::CollectionUpdated
             | EventName::CollectionDeleted => Some(WebhookEvent::Collection),
+            EventName::WebhookDisabled => Some(WebhookEvent::Webhook),
             EventName::Ping => None,
         }
     }
@@ -249,6 +254,33 @@ pub fn ping_data(actor: Value, channel: Value) -> String {
     let mut m = Map::new();
     m.insert("actor".into(), actor);
     m.insert("channel".into(), channel);
+    Value::Object(m).to_string()
+}
+
+/// The frozen part of a `webhook.disabled`: `channel`, then `webhook`: the webhook herald
+/// disabled (`id`, `url`, `description`, `events`, `disabledReason`), and `cause`: `gone` (its
+/// receiver answered `410 Gone`) or `failing` (every delivery failed for
+/// `HERALD_DISABLE_AFTER_SECS`).
+pub fn webhook_disabled_data(
+    channel: Value,
+    hook: &crate::domain::webhook::Webhook,
+    gone: bool,
+) -> String {
+    use crate::domain::ids::Typed;
+    let mut m = Map::new();
+    m.insert("channel".into(), channel);
+    let events: Vec<&str> = hook.events.iter().map(|e| e.as_str()).collect();
+    m.insert(
+        "webhook".into(),
+        json!({
+            "id": hook.id.global(),
+            "url": hook.url,
+            "description": hook.description,
+            "events": events,
+            "disabledReason": "FAILING",
+            "cause": if gone { "gone" } else { "failing" },
+        }),
+    );
     Value::Object(m).to_string()
 }
 

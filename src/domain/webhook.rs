@@ -20,6 +20,8 @@ pub const LISTENER_SCHEME: &str = "herald-listen";
 pub enum WebhookEvent {
     Video,
     Collection,
+    /// herald's own notices about the channel's webhooks (`webhook.disabled`): opt-in.
+    Webhook,
 }
 
 impl WebhookEvent {
@@ -27,6 +29,7 @@ impl WebhookEvent {
         match self {
             WebhookEvent::Video => "VIDEO",
             WebhookEvent::Collection => "COLLECTION",
+            WebhookEvent::Webhook => "WEBHOOK",
         }
     }
 
@@ -34,6 +37,7 @@ impl WebhookEvent {
         match s {
             "VIDEO" => Some(WebhookEvent::Video),
             "COLLECTION" => Some(WebhookEvent::Collection),
+            "WEBHOOK" => Some(WebhookEvent::Webhook),
             _ => None,
         }
     }

@@ -352,7 +352,11 @@ macro_rules! graphql_enum {
 
 graphql_enum!(
     /// What a webhook subscribes to.
-    WebhookEvent: crate::domain::webhook::WebhookEvent { Video => Video, Collection => Collection }
+    WebhookEvent: crate::domain::webhook::WebhookEvent {
+        Video => Video,
+        Collection => Collection,
+        Webhook => Webhook,
+    }
 );
 graphql_enum!(
     WebhookDeliveryEvent: crate::domain::event::EventName {
@@ -363,6 +367,7 @@ graphql_enum!(
         CollectionUpdated => CollectionUpdated,
         CollectionDeleted => CollectionDeleted,
         Ping => Ping,
+        WebhookDisabled => WebhookDisabled,
     }
 );
 graphql_enum!(

@@ -3,14 +3,17 @@
 use super::objects::{DeliveryObject, WebhookObject};
 use super::{
     actor, input_row, made, outcome, services, viewer, Problems, UserError, ViewerObject,
-    WebhookEvent, ADMIN_ONLY,
+    WebhookDeliveryStatus, WebhookEvent, ADMIN_ONLY,
 };
 use crate::domain::content::Role;
+use crate::domain::delivery::DeliveryStatus;
 use crate::domain::ids::WebhookId;
 use crate::domain::net::NetPolicy;
 use crate::domain::webhook::{self as rules, NewWebhook, VerifyToken, WebhookPatch, WebhookUrl};
 use crate::domain::Invalid;
+use crate::store::ReplayFilter;
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, SimpleObject, ID};
+use chrono::{DateTime, Utc};
 
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
@@ -68,6 +71,28 @@ pub struct WebhookDeliveryPayload {
     pub viewer: ViewerObject,
     /// The delivery, with the attempt just made last in its `attempts`.
     pub delivery: Option<DeliveryObject>,
+    pub errors: Vec<UserError>,
+}
+
+#[derive(InputObject)]
+pub struct RedeliverWebhookDeliveriesInput {
+    pub client_mutation_id: Option<String>,
+    pub webhook_id: ID,
+    /// Which deliveries: `FAILED` (the default) or `SUCCEEDED`.
+    pub status: Option<WebhookDeliveryStatus>,
+    /// Only deliveries created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only deliveries created before this time.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The payload of `redeliverWebhookDeliveries`.
+#[derive(SimpleObject)]
+pub struct RedeliverWebhookDeliveriesPayload {
+    pub client_mutation_id: Option<String>,
+    pub viewer: ViewerObject,
+    /// How many deliveries are being queued again.
+    pub count: Option<i64>,
     pub errors: Vec<UserError>,
 }
 
@@ -178,6 +203,33 @@ fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Ve
         (Some(id), Some(token)) if p.0.is_empty() => Ok(Update { id, patch, token }),
         _ => Err(p.0),
     }
+}
+
+/// A parsed `redeliverWebhookDeliveries` input.
+fn parse_replay(
+    input: &RedeliverWebhookDeliveriesInput,
+) -> Result<(WebhookId, ReplayFilter), Vec<UserError>> {
+    let mut p = Problems::default();
+    let id = p.check(input_row(&input.webhook_id, "webhookId"));
+    let status: DeliveryStatus = input.status.map_or(DeliveryStatus::Failed, Into::into);
+    if !matches!(status, DeliveryStatus::Failed | DeliveryStatus::Succeeded) {
+        p.0.push(UserError::at(
+            "status",
+            "Only FAILED or SUCCEEDED deliveries can be redelivered: the others are queued already",
+        ));
+    }
+    let (since, until) = (input.since, input.until);
+    if let (Some(since), Some(until)) = (since, until) {
+        if until < since {
+            p.0.push(UserError::at("until", "until must not be before since"));
+        }
+    }
+    let filter = ReplayFilter {
+        status,
+        since: since.map(|t| t.timestamp_millis()),
+        until: until.map(|t| t.timestamp_millis()),
+    };
+    p.done(id.map(|id| (id, filter)))
 }
 
 fn admin_only() -> Vec<UserError> {
@@ -291,6 +343,33 @@ impl WebhookMutations {
             client_mutation_id: input.client_mutation_id,
             viewer: ViewerObject(user.clone()),
             delivery,
+            errors,
+        })
+    }
+
+    /// Queues again every delivery of the webhook with this status (`FAILED` by default), created
+    /// between `since` and `until`: same nonce and body, a full set of retries. Answers at once
+    /// with how many; they are queued in the background, a bounded batch at a time, so other
+    /// webhooks keep flowing. Admins only.
+    async fn redeliver_webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        input: RedeliverWebhookDeliveriesInput,
+    ) -> Result<RedeliverWebhookDeliveriesPayload> {
+        let (svc, user) = (services(ctx)?, viewer(ctx)?);
+        let parsed = if user.role == Role::Admin {
+            parse_replay(&input)
+        } else {
+            Err(admin_only())
+        };
+        let actor = actor(ctx)?;
+        let change =
+            parsed.map(|(id, filter)| async move { svc.outbox.replay(actor, id, filter).await });
+        let (count, errors) = made(change, "webhookId", |n| n).await?;
+        Ok(RedeliverWebhookDeliveriesPayload {
+            client_mutation_id: input.client_mutation_id,
+            viewer: ViewerObject(user.clone()),
+            count,
             errors,
         })
     }

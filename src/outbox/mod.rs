@@ -23,8 +23,10 @@ use crate::domain::content::{
     Collection, CollectionPatch, NewCollection, NewVideo, Video, VideoPatch,
 };
 use crate::domain::delivery::Delivery;
+use crate::domain::event::EventName;
 use crate::domain::ids::{ChannelId, DeliveryId, WebhookId};
 use crate::domain::Invalid;
+use crate::metrics::Metrics;
 use crate::store::{Actor, Changed, Claimed, HandOff, SharedStore, StoreError};
 use async_trait::async_trait;
 use hub::ListenerHub;
@@ -123,22 +125,26 @@ struct Parts {
     hub: Arc<ListenerHub>,
     /// How long a `herald listen` listener may stay disconnected before it is ended.
     listener_grace: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Outbox {
     /// The outbox of `store`, handing deliveries to `engine` and `herald listen` sessions to
-    /// `hub`; a listener disconnected for longer than `listener_grace` is ended.
+    /// `hub`; a listener disconnected for longer than `listener_grace` is ended. The events it
+    /// emits are counted in `metrics`.
     pub fn new(
         store: SharedStore,
         engine: Arc<dyn Deliverer>,
         hub: Arc<ListenerHub>,
         listener_grace: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Outbox(Arc::new(Parts {
             store,
             engine,
             hub,
             listener_grace,
+            metrics,
         }))
     }
 
@@ -190,6 +196,9 @@ impl Outbox {
         detached(async move {
             let terms = parts.engine.hand_off_terms();
             let changed = write(parts.store.clone(), actor, terms).await?;
+            if let Some(event) = changed.event {
+                parts.metrics.event(event);
+            }
             parts
                 .engine
                 .hand_over(changed.claimed, changed.claimed_until);
@@ -207,6 +216,7 @@ impl Outbox {
             let now = crate::domain::time::now_ms();
             let until = parts.engine.lease_until(now);
             let claim = parts.store.claim_ping(&actor, webhook, now, until).await?;
+            parts.metrics.event(EventName::Ping);
             parts.attempt_now(actor.channel.id, claim).await
         })
         .await

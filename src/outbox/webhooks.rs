@@ -4,7 +4,13 @@ use super::{detached, Error, Outbox, Result};
 use crate::domain::ids::WebhookId;
 use crate::domain::webhook::{NewWebhook, VerifyToken, Webhook, WebhookPatch};
 use crate::domain::Invalid;
-use crate::store::Actor;
+use crate::store::{Actor, Batch, ReplayFilter};
+use std::time::Duration;
+
+/// Deliveries one round of a replay queues again: one short transaction.
+const REPLAY_BATCH: i64 = 500;
+/// The pause between two rounds of a replay, which lets the engine and other writers in.
+const REPLAY_PAUSE: Duration = Duration::from_millis(20);
 
 impl Outbox {
     /// Creates a webhook; with a verify token, only once its URL passed the handshake.
@@ -50,6 +56,45 @@ impl Outbox {
             Ok(hook)
         })
         .await
+    }
+
+    /// Queues again every delivery of the webhook that `filter` matches (same nonce and body, a
+    /// full set of retries), in the background, a bounded batch at a time, and returns at once
+    /// how many there are. Deliveries written after the call are left out. A replay cut off by
+    /// a restart has queued part of them; asking again queues the rest.
+    pub async fn replay(&self, actor: &Actor, id: WebhookId, filter: ReplayFilter) -> Result<i64> {
+        let (count, up_to) = self
+            .0
+            .store
+            .replay_count(actor.channel.id, id, &filter)
+            .await?;
+        if count == 0 {
+            return Ok(0);
+        }
+        let parts = self.0.clone();
+        tokio::spawn(async move {
+            let mut after = Some(0);
+            while let Some(from) = after {
+                let now = crate::domain::time::now_ms();
+                let batch = parts
+                    .store
+                    .replay_batch(id, &filter, from, up_to, now, REPLAY_BATCH)
+                    .await;
+                match batch {
+                    Ok(Batch { done, next }) => {
+                        parts.metrics.replayed(done);
+                        parts.engine.wake(&[id]);
+                        after = next;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, webhook.id = id.get(), "a replay stopped; ask for it again to queue the rest");
+                        return;
+                    }
+                }
+                tokio::time::sleep(REPLAY_PAUSE).await;
+            }
+        });
+        Ok(count)
     }
 
     /// Deletes a webhook with its queued deliveries and its delivery log.

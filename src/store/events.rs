@@ -5,7 +5,10 @@
 
 use super::backend::{Backend, Value};
 use super::links::CHUNK;
-use super::rows::{CollectionRow, TargetRow, COLLECTION_COLUMNS};
+use super::rows::{
+    ChannelRow, CollectionRow, TargetRow, WebhookRow, CHANNEL_COLUMNS, COLLECTION_COLUMNS,
+    WEBHOOK_COLUMNS,
+};
 use super::types::Change;
 use super::webhooks::subscribed_to;
 use super::{Changed, Claimed, Result, SqlStore, StoreError};
@@ -14,6 +17,7 @@ use crate::domain::delivery::{new_nonce, DeliveryStatus};
 use crate::domain::event::{self, Catalog, EventName};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, WebhookId};
 use crate::domain::time::now_ms;
+use crate::domain::webhook::Webhook;
 use serde_json::{Map, Value as Json};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 use std::collections::HashMap;
@@ -25,6 +29,7 @@ pub(super) struct Emitted {
     claimed: Vec<Claimed>,
     claimed_until: i64,
     enqueued: Vec<WebhookId>,
+    event: Option<EventName>,
 }
 
 impl Emitted {
@@ -34,6 +39,7 @@ impl Emitted {
             claimed: self.claimed,
             claimed_until: self.claimed_until,
             enqueued: self.enqueued,
+            event: self.event,
         }
     }
 }
@@ -91,6 +97,7 @@ where
         let claim = |hook: &TargetRow| claims(hook).then_some((lease, hand_off.until));
         let mut emitted = Emitted {
             claimed_until: hand_off.until,
+            event: Some(name),
             ..Emitted::default()
         };
         for chunk in hooks.chunks(CHUNK) {
@@ -120,6 +127,45 @@ where
             }
         }
         Ok(emitted)
+    }
+
+    /// Writes a `webhook.disabled` event for `webhook`, which herald just disabled, and a
+    /// delivery of it to each enabled webhook of the channel subscribed to `WEBHOOK`, left in the
+    /// queue. Nothing for a `herald listen` webhook (it is temporary).
+    pub(super) async fn emit_disabled(
+        &self,
+        c: &mut B::Connection,
+        webhook: WebhookId,
+        gone: bool,
+        now: i64,
+    ) -> Result<()> {
+        let hook: Webhook = sqlx::query_as::<B, WebhookRow>(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1"
+        ))
+        .bind(webhook)
+        .fetch_one(&mut *c)
+        .await?
+        .open(&self.vault)?;
+        if hook.listener {
+            return Ok(());
+        }
+        let channel: Channel = sqlx::query_as::<B, ChannelRow>(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1"
+        ))
+        .bind(hook.channel_id)
+        .fetch_one(&mut *c)
+        .await?
+        .into();
+        let catalog = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
+        let data = event::webhook_disabled_data(catalog.channel_json(&channel), &hook, gone);
+        let name = EventName::WebhookDisabled;
+        let event_id = Self::insert_event(c, channel.id, name, now, &data).await?;
+        let hooks = Self::targets(c, channel.id, name).await?;
+        for chunk in hooks.chunks(CHUNK) {
+            let nonces: Vec<String> = chunk.iter().map(|_| new_nonce()).collect();
+            Self::insert_deliveries(c, chunk, &nonces, event_id, now, |_| None).await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn insert_event(

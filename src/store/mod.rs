@@ -43,6 +43,7 @@ mod ids;
 mod links;
 mod listeners;
 mod log;
+mod ops;
 pub mod postgres;
 mod queue;
 mod rows;
@@ -57,8 +58,9 @@ pub use backend::{Backend, Begin, Commit, Value};
 pub use secrets::{Resealed, SecretKeyRecord};
 pub use sql::SqlStore;
 pub use types::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
-    Result, Round, StoreError, Unavailable, WebhookFilter,
+    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease, Page,
+    QueueStats, Quota, Recorded, ReplayFilter, Result, Round, Rounded, StoreError, Unavailable,
+    WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -213,8 +215,15 @@ pub trait Store: Send + Sync + 'static {
     /// Records attempts and moves their deliveries on, in one transaction. A record whose lease
     /// is stale (the delivery was claimed again) adds its attempt to the log and changes nothing
     /// else. Webhooks whose deliveries have all failed since `now - disable_after_ms` are
-    /// disabled (`FAILING`), and so are webhooks whose receiver answered `410 Gone`.
-    async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()>;
+    /// disabled (`FAILING`), and so are webhooks whose receiver answered `410 Gone`; for each, a
+    /// `webhook.disabled` event is written, in the same transaction, with a delivery to every
+    /// enabled webhook of its channel subscribed to `WEBHOOK`. Returns the webhooks disabled.
+    async fn record(
+        &self,
+        records: &[Recorded],
+        now: i64,
+        disable_after_ms: i64,
+    ) -> Result<Vec<Disabled>>;
     /// Writes a ping event and one delivery of it to this webhook (enabled or not), claimed
     /// until `lease_until` for an attempt right away.
     async fn claim_ping(
@@ -237,7 +246,7 @@ pub trait Store: Send + Sync + 'static {
     /// due first, skipping disabled webhooks, and `herald listen` webhooks unless they are
     /// among `round.listeners`. A claimed delivery is not due again until `round.lease_until`:
     /// if its worker dies, it is claimed again then (at-least-once).
-    async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>>;
+    async fn record_and_claim(&self, round: Round<'_>) -> Result<Rounded>;
     /// Hands claimed deliveries back unattempted: claimable again at once (they were due when
     /// claimed). A stale lease changes nothing.
     async fn release(&self, claims: &[Lease]) -> Result<()>;
@@ -262,6 +271,44 @@ pub trait Store: Send + Sync + 'static {
     /// each row replaced only if unchanged meanwhile. A value under a key not given stops it
     /// with [`StoreError::Unopenable`].
     async fn reseal_secrets(&self) -> Result<Resealed>;
+
+    // Operations.
+    /// The queue's figures as of `now` (ms), for the metrics.
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats>;
+    /// Retention, one batch: among the deliveries after id `after`, the first `limit` that are
+    /// `SUCCEEDED` or `FAILED`, last changed before `before` (ms) and not claimed at `now`, are
+    /// deleted with their attempts, in one short transaction. Queued deliveries are never
+    /// deleted.
+    async fn prune_deliveries(
+        &self,
+        before: i64,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Batch>;
+    /// How many of the channel's webhook's deliveries `filter` matches, and the highest id
+    /// among them (a replay queues those up to it). `NotFound` for another channel's webhook.
+    async fn replay_count(
+        &self,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+    ) -> Result<(i64, i64)>;
+    /// A replay, one batch: among the webhook's deliveries after id `after` and up to `up_to`,
+    /// the first `limit` that `filter` matches (and that are not claimed at `now`) are queued
+    /// again: `PENDING`, due at `now`, a full set of retries, the same nonce and body.
+    async fn replay_batch(
+        &self,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+        after: i64,
+        up_to: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Batch>;
+    /// Retention, one batch: among the events after id `after`, the first `limit` that happened
+    /// before `before` (ms) are deleted when no delivery refers to them.
+    async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Batch>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

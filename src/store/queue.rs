@@ -7,7 +7,9 @@ use super::events::new_lease;
 use super::links::CHUNK;
 use super::rows::ClaimRow;
 use super::secrets::Vault;
-use super::{Actor, Claimed, Lease, Quota, Recorded, Result, Round, SqlStore, StoreError};
+use super::{
+    Actor, Claimed, Disabled, Lease, Quota, Recorded, Result, Round, Rounded, SqlStore, StoreError,
+};
 use crate::domain::delivery::{new_nonce, Fate};
 use crate::domain::event::{self, Catalog, EventName};
 use crate::domain::ids::{ChannelId, DeliveryId, WebhookId};
@@ -118,33 +120,36 @@ where
         records: &[Recorded],
         now: i64,
         disable_after_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<Disabled>> {
         if records.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.engine.begin().await?;
-        Self::record_in(&mut tx, records, now, disable_after_ms).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>> {
-        let wanted = round.quotas.iter().any(|q| q.limit > 0);
-        if round.records.is_empty() && !wanted {
             return Ok(Vec::new());
         }
         let mut tx = self.engine.begin().await?;
+        let disabled = self
+            .record_in(&mut tx, records, now, disable_after_ms)
+            .await?;
+        tx.commit().await?;
+        Ok(disabled)
+    }
+
+    pub(super) async fn record_and_claim(&self, round: Round<'_>) -> Result<Rounded> {
+        let wanted = round.quotas.iter().any(|q| q.limit > 0);
+        if round.records.is_empty() && !wanted {
+            return Ok(Rounded::default());
+        }
+        let mut tx = self.engine.begin().await?;
+        let mut done = Rounded::default();
         if !round.records.is_empty() {
             let (now, disable_after_ms) = (round.now, round.disable_after_ms);
-            Self::record_in(&mut tx, round.records, now, disable_after_ms).await?;
+            done.disabled = self
+                .record_in(&mut tx, round.records, now, disable_after_ms)
+                .await?;
         }
-        let claimed = if wanted {
-            Self::claim_in(&mut tx, &self.vault, &round).await?
-        } else {
-            Vec::new()
-        };
+        if wanted {
+            done.claimed = Self::claim_in(&mut tx, &self.vault, &round).await?;
+        }
         tx.commit().await?;
-        Ok(claimed)
+        Ok(done)
     }
 
     pub(super) async fn release(&self, claims: &[Lease]) -> Result<()> {
@@ -206,11 +211,12 @@ where
 
     /// Records attempts and moves their deliveries on (see [`Store::record`](super::Store::record)).
     async fn record_in(
+        &self,
         tx: &mut B::Connection,
         records: &[Recorded],
         now: i64,
         disable_after_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<Disabled>> {
         B::write_records(&mut *tx, records, now).await?;
         let webhooks = |fate: Fate| {
             let ids = records.iter().filter(|r| r.fate == fate);
@@ -227,25 +233,40 @@ where
         let disable = format!("enabled = FALSE, disabled_reason = 'FAILING', updated_at = {now}");
         let cutoff = now.saturating_sub(disable_after_ms);
         let failing_too_long = format!(" AND enabled = TRUE AND failing_since <= {cutoff}");
-        Self::update_webhooks(tx, &disable, &failed, &failing_too_long).await?;
-        Self::update_webhooks(tx, &disable, &gone, " AND enabled = TRUE").await?;
-        Ok(())
+        let mut disabled = Vec::new();
+        for (ids, extra, gone) in [
+            (&failed, failing_too_long.as_str(), false),
+            (&gone, " AND enabled = TRUE", true),
+        ] {
+            for webhook in Self::update_webhooks(tx, &disable, ids, extra).await? {
+                if !disabled.iter().any(|d: &Disabled| d.webhook == webhook) {
+                    self.emit_disabled(tx, webhook, gone, now).await?;
+                    disabled.push(Disabled { webhook, gone });
+                }
+            }
+        }
+        Ok(disabled)
     }
 
-    /// Sets `set` on the webhooks among `ids` that meet `extra` too.
+    /// Sets `set` on the webhooks among `ids` that meet `extra` too; returns those it changed.
     async fn update_webhooks(
         c: &mut B::Connection,
         set: &str,
         ids: &[i64],
         extra: &str,
-    ) -> Result<()> {
-        if !ids.is_empty() {
-            let mut qb = QueryBuilder::<B>::new(format!("UPDATE webhooks SET {set} WHERE "));
-            B::push_in(&mut qb, "id", ids);
-            qb.push(extra);
-            B::shorten(qb.build()).execute(&mut *c).await?;
+    ) -> Result<Vec<WebhookId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let mut qb = QueryBuilder::<B>::new(format!("UPDATE webhooks SET {set} WHERE "));
+        B::push_in(&mut qb, "id", ids);
+        qb.push(extra).push(" RETURNING id");
+        Ok(B::shorten_as(qb.build_query_as::<(WebhookId,)>())
+            .fetch_all(&mut *c)
+            .await?
+            .into_iter()
+            .map(|(id,)| id)
+            .collect())
     }
 
     /// What an attempt of the claimed delivery `id` needs.

@@ -6,8 +6,8 @@ use super::health::Health;
 use super::secrets::{Resealed, SecretKeyRecord, Vault};
 use super::types::Change;
 use super::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
-    Round, Store, Unavailable, WebhookFilter,
+    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease, Page,
+    QueueStats, Recorded, ReplayFilter, Result, Round, Rounded, Store, Unavailable, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
@@ -321,7 +321,12 @@ where
         self.due_webhooks(now).await
     }
 
-    async fn record(&self, records: &[Recorded], now: i64, disable_after_ms: i64) -> Result<()> {
+    async fn record(
+        &self,
+        records: &[Recorded],
+        now: i64,
+        disable_after_ms: i64,
+    ) -> Result<Vec<Disabled>> {
         self.health
             .written(self.record(records, now, disable_after_ms).await)
     }
@@ -349,7 +354,7 @@ where
         )
     }
 
-    async fn record_and_claim(&self, round: Round<'_>) -> Result<Vec<Claimed>> {
+    async fn record_and_claim(&self, round: Round<'_>) -> Result<Rounded> {
         self.health.written(self.record_and_claim(round).await)
     }
 
@@ -376,6 +381,46 @@ where
 
     async fn reseal_secrets(&self) -> Result<Resealed> {
         self.reseal_secrets().await
+    }
+
+    async fn queue_stats(&self, now: i64) -> Result<QueueStats> {
+        self.queue_stats(now).await
+    }
+
+    async fn prune_deliveries(
+        &self,
+        before: i64,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Batch> {
+        self.prune_deliveries(before, now, after, limit).await
+    }
+
+    async fn replay_count(
+        &self,
+        channel_id: ChannelId,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+    ) -> Result<(i64, i64)> {
+        self.replay_count(channel_id, webhook_id, filter).await
+    }
+
+    async fn replay_batch(
+        &self,
+        webhook_id: WebhookId,
+        filter: &ReplayFilter,
+        after: i64,
+        up_to: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Batch> {
+        self.replay_batch(webhook_id, filter, after, up_to, now, limit)
+            .await
+    }
+
+    async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Batch> {
+        self.prune_events(before, after, limit).await
     }
 
     // Tokens and roles (CLI).

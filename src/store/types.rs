@@ -192,6 +192,53 @@ pub struct DeliveryFilter {
     pub nonces: Option<Vec<String>>,
 }
 
+/// Which of a webhook's deliveries a replay queues again.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayFilter {
+    /// `FAILED` or `SUCCEEDED`.
+    pub status: DeliveryStatus,
+    /// Created at or after this time (ms).
+    pub since: Option<i64>,
+    /// Created before this time (ms).
+    pub until: Option<i64>,
+}
+
+/// A webhook herald disabled while recording attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Disabled {
+    pub webhook: WebhookId,
+    /// Its receiver answered `410 Gone` (else: failing for too long).
+    pub gone: bool,
+}
+
+/// What a round of the engine came to: the deliveries it claimed, the webhooks it disabled.
+#[derive(Debug, Clone, Default)]
+pub struct Rounded {
+    pub claimed: Vec<Claimed>,
+    pub disabled: Vec<Disabled>,
+}
+
+/// The queue's figures, for the metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueStats {
+    /// Deliveries `PENDING` or `RETRYING`, of every webhook.
+    pub queued: i64,
+    /// How long (ms) the oldest due, unclaimed delivery to an enabled webhook has waited.
+    pub oldest_due_ms: Option<i64>,
+    /// Webhooks disabled now, by herald (`FAILING`) and by admins (`MANUAL`).
+    pub disabled_failing: i64,
+    pub disabled_manual: i64,
+}
+
+/// What one batch of background work (retention, a replay) did, and where its scan got to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Rows deleted (deliveries, with their attempts; or events), or deliveries queued again.
+    pub done: u64,
+    /// The id the next batch scans from; `None` once the scan has reached the end.
+    pub next: Option<i64>,
+}
+
 /// A content change, and the deliveries it enqueued.
 #[derive(Debug, Clone)]
 pub struct Changed<T> {
@@ -202,6 +249,8 @@ pub struct Changed<T> {
     pub claimed_until: i64,
     /// Webhooks with deliveries enqueued unclaimed.
     pub enqueued: Vec<WebhookId>,
+    /// The event the change emitted, if it emitted one.
+    pub event: Option<EventName>,
 }
 
 impl<T> Changed<T> {
@@ -212,6 +261,7 @@ impl<T> Changed<T> {
             claimed: Vec::new(),
             claimed_until: 0,
             enqueued: Vec::new(),
+            event: None,
         }
     }
 }

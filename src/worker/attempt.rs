@@ -1,26 +1,22 @@
 //! One attempt of a claimed delivery: build its body, sign and send it (over HTTP, or down its
 //! `herald listen` session), and decide from the answer what becomes of the delivery.
 
-use super::sender::{self, Request, Sender};
-use super::{millis, EngineConfig};
+use super::sender::{self, Request};
+use super::{millis, Engine, EngineConfig};
 use crate::domain::delivery::{decide, Attempt, AttemptOutcome, Fate, Response};
 use crate::domain::event;
 use crate::domain::ids::Typed;
 use crate::domain::storable;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::LISTENER_SCHEME;
-use crate::outbox::hub::{ListenerHub, Pushed};
+use crate::outbox::hub::Pushed;
 use crate::store::{Claimed, Recorded};
 use bytes::Bytes;
 
-/// Makes one attempt of `claim` and returns its outcome, to be recorded. Never fails: what went
-/// wrong is the outcome.
-pub(super) async fn attempt(
-    sender: &Sender,
-    listeners: &ListenerHub,
-    config: &EngineConfig,
-    claim: Claimed,
-) -> Recorded {
+/// Makes one attempt of `claim` and returns its outcome, to be recorded (and counted in the
+/// engine's metrics). Never fails: what went wrong is the outcome.
+pub(super) async fn attempt(engine: &Engine, claim: Claimed) -> Recorded {
+    let (sender, listeners, config) = (&engine.sender, &engine.listeners, &engine.config);
     let hook_id = claim.webhook_id.global();
     let event_name = claim.event.as_str();
     let body = Bytes::from(event::body(
@@ -46,6 +42,10 @@ pub(super) async fn attempt(
         sender.send(&request).await
     };
     let fate = fate(&response.outcome, &claim, config);
+    let outcome = &response.outcome;
+    engine
+        .metrics
+        .attempt(outcome.result, outcome.code, response.duration, fate);
     recorded(claim, response, fate)
 }
 

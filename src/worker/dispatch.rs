@@ -118,6 +118,7 @@ impl Engine {
         let started = Instant::now();
         let claimed = self.record_and_claim(&records, &handed_back, &quotas).await;
         let took = started.elapsed();
+        self.metrics.round(took, took > SLOW_ROUND);
         if took > SLOW_ROUND {
             warn!(
                 took_ms = took.as_millis(),
@@ -146,7 +147,8 @@ impl Engine {
             self.store.release(&leases).await?;
         }
         let now = now_ms();
-        self.store
+        let done = self
+            .store
             .record_and_claim(Round {
                 records,
                 quotas: quotas.as_slice(),
@@ -155,7 +157,9 @@ impl Engine {
                 lease_until: now + millis(self.config.lease()),
                 disable_after_ms: millis(self.config.disable_after),
             })
-            .await
+            .await?;
+        self.disabled(&done.disabled);
+        Ok(done.claimed)
     }
 }
 
@@ -451,8 +455,7 @@ impl Dispatcher {
         );
         self.tasks.spawn(
             async move {
-                let record =
-                    attempt(&engine.sender, &engine.listeners, &engine.config, claim).await;
+                let record = attempt(&engine, claim).await;
                 in_flight.finish(record);
             }
             .instrument(span),
@@ -507,7 +510,10 @@ impl Dispatcher {
                 .record(&self.unrecorded, now_ms(), disable_after)
                 .await
             {
-                Ok(()) => break,
+                Ok(disabled) => {
+                    self.engine.disabled(&disabled);
+                    break;
+                }
                 Err(e) => {
                     warn!(error = %e, attempt, "could not record the last attempts; their deliveries are retried when their lease ends");
                     tokio::time::sleep(Duration::from_millis(100 * (attempt + 1))).await;

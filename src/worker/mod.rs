@@ -38,9 +38,10 @@ use crate::domain::delivery::Fate;
 use crate::domain::ids::WebhookId;
 use crate::domain::retry::RetryPolicy;
 use crate::domain::time::now_ms;
+use crate::metrics::{DisabledBy, Metrics};
 use crate::outbox::hub::ListenerHub;
 use crate::outbox::{Deliverer, HandshakeFailed};
-use crate::store::{Claimed, HandOff, SharedStore, StoreError};
+use crate::store::{Claimed, Disabled, HandOff, SharedStore, StoreError};
 use async_trait::async_trait;
 use dispatch::Intake;
 use scheduler::Scheduler;
@@ -82,6 +83,7 @@ pub struct Engine {
     /// dispatcher.
     hand_off_limits: Mutex<HandOffLimits>,
     listeners: Arc<ListenerHub>,
+    metrics: Arc<Metrics>,
 }
 
 /// The dispatcher's word on hand-offs (whether it takes none, and which webhooks it has no room
@@ -96,12 +98,14 @@ struct HandOffLimits {
 }
 
 impl Engine {
-    /// An engine delivering the queue of `store`, and to the `herald listen` sessions of `hub`.
+    /// An engine delivering the queue of `store`, and to the `herald listen` sessions of `hub`,
+    /// counting what it does in `metrics`.
     pub fn new(
         store: SharedStore,
         sender: Sender,
         config: EngineConfig,
         hub: Arc<ListenerHub>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Engine {
             store,
@@ -110,7 +114,37 @@ impl Engine {
             intake: Intake::default(),
             hand_off_limits: Mutex::default(),
             listeners: hub,
+            metrics,
         }
+    }
+
+    /// Says that herald disabled these webhooks: a warning each, and the metric. (The
+    /// `webhook.disabled` deliveries the store queued are found by the next poll.)
+    fn disabled(&self, disabled: &[Disabled]) {
+        for d in disabled {
+            let (why, reason) = if d.gone {
+                (DisabledBy::Gone, "its receiver answered 410 Gone")
+            } else {
+                (
+                    DisabledBy::Failing,
+                    "every delivery failed for HERALD_DISABLE_AFTER_SECS",
+                )
+            };
+            tracing::warn!(
+                webhook.id = d.webhook.get(),
+                "herald disabled a webhook: {reason}; enable it again with updateWebhook"
+            );
+            self.metrics.disabled_by_herald(why);
+        }
+    }
+
+    /// How many webhooks the circuit breakers hold back now.
+    pub fn paused_count(&self) -> usize {
+        let now = now_ms();
+        self.hand_off_limits
+            .lock()
+            .map(|limits| limits.paused.values().filter(|until| **until > now).count())
+            .unwrap_or(0)
     }
 
     /// Publishes what changes may hand over. Nothing while more outcomes wait to be recorded
@@ -118,6 +152,8 @@ impl Engine {
     /// rather than in memory.
     fn publish_hand_off_limits(&self, scheduler: &Scheduler, unrecorded: usize) {
         let refuse_all = scheduler.refuses_all_hand_offs(unrecorded);
+        self.metrics
+            .engine(scheduler.in_flight_count(), unrecorded, refuse_all);
         let busy = scheduler.busy_webhooks();
         if let Ok(mut limits) = self.hand_off_limits.lock() {
             limits.refuse_all = refuse_all;
@@ -164,14 +200,16 @@ impl Deliverer for Engine {
     }
 
     async fn attempt_now(&self, claim: Claimed) -> Result<(), StoreError> {
-        let record = attempt::attempt(&self.sender, &self.listeners, &self.config, claim).await;
-        self.store
+        let record = attempt::attempt(self, claim).await;
+        let disabled = self
+            .store
             .record(
                 std::slice::from_ref(&record),
                 now_ms(),
                 millis(self.config.disable_after),
             )
             .await?;
+        self.disabled(&disabled);
         match record.fate {
             // The receiver is back: its queued deliveries need not wait out a pause.
             Fate::Succeeded => self.intake.close_breaker(record.webhook_id),

@@ -132,6 +132,11 @@ impl Scheduler {
         }
     }
 
+    /// Attempts in flight.
+    pub(super) fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// Holds room for a round's claims until it ends.
     pub(super) fn reserve(&mut self, quotas: &ClaimQuotas) {
         for q in quotas.iter() {

@@ -134,6 +134,28 @@ impl TestDb {
             count_on!(sqlx::SqliteConnection)
         }
     }
+
+    /// Runs `sql` straight on the database (to age rows, or seed many), as written.
+    pub async fn execute(&self, sql: &str) {
+        macro_rules! execute_on {
+            ($conn:ty) => {{
+                let mut c = <$conn as sqlx::Connection>::connect(&self.url)
+                    .await
+                    .expect("connect");
+                sqlx::raw_sql(sql).execute(&mut c).await.expect(sql);
+            }};
+        }
+        if self.pg.is_some() {
+            execute_on!(sqlx::PgConnection)
+        } else {
+            execute_on!(sqlx::SqliteConnection)
+        }
+    }
+
+    /// Whether this is a SQLite database.
+    pub fn is_sqlite(&self) -> bool {
+        self.pg.is_none()
+    }
 }
 
 impl Drop for TestDb {

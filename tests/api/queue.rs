@@ -127,6 +127,7 @@ async fn a_claim_holds_a_delivery_until_it_runs_out_and_leaves_its_due_time_alon
                 })
                 .await
                 .expect("claim")
+                .claimed
         }
     };
     assert!(
