@@ -53,6 +53,18 @@ pub struct User {
     pub last_name: String,
     pub role: Role,
     pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl User {
+    /// The name shown for the user: first and last name, or the email when both are blank.
+    pub fn display_name(&self) -> String {
+        let name = format!("{} {}", self.first_name.trim(), self.last_name.trim());
+        match name.trim() {
+            "" => self.email.clone(),
+            name => name.to_owned(),
+        }
+    }
 }
 
 /// A user as `herald token create` gives it.
@@ -64,9 +76,13 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// Who may watch a video once it is on the channel. (A draft is a state of its own, see
+/// [`Video::draft`]; the API shows it as the visibility `DRAFT`, as Rewatch does.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
     OnChannel,
+    /// Anyone with the video's link.
+    LinkOnly,
     Private,
 }
 
@@ -74,6 +90,7 @@ impl Visibility {
     pub fn as_str(self) -> &'static str {
         match self {
             Visibility::OnChannel => "ON_CHANNEL",
+            Visibility::LinkOnly => "LINK_ONLY",
             Visibility::Private => "PRIVATE",
         }
     }
@@ -81,6 +98,7 @@ impl Visibility {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "ON_CHANNEL" => Some(Visibility::OnChannel),
+            "LINK_ONLY" => Some(Visibility::LinkOnly),
             "PRIVATE" => Some(Visibility::Private),
             _ => None,
         }
@@ -99,6 +117,8 @@ pub struct Video {
     pub presented_at: Option<i64>,
     pub duration: Option<f64>,
     pub draft: bool,
+    /// Who created it; `None` when that user is gone (or the video predates herald keeping it).
+    pub uploader_id: Option<UserId>,
     pub created_at: i64,
     pub updated_at: i64,
     /// In the order given.
@@ -144,6 +164,9 @@ pub struct VideoPatch {
     pub duration: Option<Option<f64>>,
     pub collection_ids: Option<Vec<i64>>,
     pub tagged_user_ids: Option<Vec<i64>>,
+    /// The caller asked for the visibility `DRAFT`: true of a draft, refused for a video
+    /// already on the channel (it cannot go back to draft).
+    pub require_draft: bool,
 }
 
 impl VideoPatch {

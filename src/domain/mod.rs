@@ -18,6 +18,9 @@ pub struct Invalid {
     /// The input field, as named in the GraphQL input (`secrets`, `collectionIds`).
     pub field: &'static str,
     pub message: String,
+    /// The input names an object that does not exist (or not for this caller), rather than
+    /// breaking a rule: the API reports it as a `NotFoundError`.
+    pub missing: bool,
 }
 
 impl Invalid {
@@ -25,6 +28,15 @@ impl Invalid {
         Invalid {
             field,
             message: message.into(),
+            missing: false,
+        }
+    }
+
+    /// The input `field` names an object that does not exist.
+    pub fn missing(field: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            missing: true,
+            ..Invalid::new(field, message)
         }
     }
 }

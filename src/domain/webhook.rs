@@ -46,6 +46,10 @@ pub enum DisabledReason {
     Failing,
     /// An admin disabled it.
     Manual,
+    /// Rewatch's reason for a webhook disabled when its account's status changed. A herald
+    /// channel has no account status, so herald never sets it (and no stored row holds it);
+    /// it is here so that clients written against Rewatch's schema can name it.
+    AccountStatus,
 }
 
 impl DisabledReason {
@@ -53,6 +57,7 @@ impl DisabledReason {
         match self {
             DisabledReason::Failing => "FAILING",
             DisabledReason::Manual => "MANUAL",
+            DisabledReason::AccountStatus => "ACCOUNT_STATUS",
         }
     }
 
@@ -60,6 +65,7 @@ impl DisabledReason {
         match s {
             "FAILING" => Some(DisabledReason::Failing),
             "MANUAL" => Some(DisabledReason::Manual),
+            "ACCOUNT_STATUS" => Some(DisabledReason::AccountStatus),
             _ => None,
         }
     }

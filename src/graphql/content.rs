@@ -1,12 +1,14 @@
 //! Channel content mutations (admins and members). Each change emits its event: the outbox
 //! writes it with the change and sees its deliveries handed to the delivery engine.
 
-use super::objects::{CollectionObject, VideoObject};
+use super::videos::{CollectionObject, VideoObject};
 use super::{
     actor, input_id, input_ids, made, services, viewer, Problems, UserError, VideoVisibility,
-    ViewerObject,
+    ViewerInterface,
 };
-use crate::domain::content::{self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch};
+use crate::domain::content::{
+    self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch, Visibility,
+};
 use crate::domain::ids::Kind;
 use crate::domain::Invalid;
 use crate::outbox::{CollectionChange, VideoChange};
@@ -18,6 +20,8 @@ pub struct CreateVideoInput {
     pub client_mutation_id: Option<String>,
     pub title: String,
     pub summary: Option<String>,
+    /// `DRAFT` makes it a draft, as `draft: true` does (it goes on the channel as
+    /// `ON_CHANNEL`).
     #[graphql(default_with = "VideoVisibility::OnChannel")]
     pub visibility: VideoVisibility,
     pub presented_at: Option<DateTime<Utc>>,
@@ -42,6 +46,7 @@ pub struct UpdateVideoInput {
     pub video_id: ID,
     pub title: Option<String>,
     pub summary: Option<String>,
+    /// `DRAFT` only for a draft: a video on the channel cannot go back to draft.
     pub visibility: Option<VideoVisibility>,
     pub presented_at: MaybeUndefined<DateTime<Utc>>,
     pub duration: MaybeUndefined<f64>,
@@ -90,7 +95,7 @@ pub struct DeleteCollectionInput {
 #[derive(SimpleObject)]
 pub struct VideoPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The video after the change (for deleteVideo, as it was).
     pub video: Option<VideoObject>,
     pub errors: Vec<UserError>,
@@ -100,7 +105,7 @@ pub struct VideoPayload {
 #[derive(SimpleObject)]
 pub struct CollectionPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The collection after the change (for deleteCollection, as it was).
     pub collection: Option<CollectionObject>,
     pub errors: Vec<UserError>,
@@ -155,12 +160,12 @@ impl ContentMutations {
                 Some(NewVideo {
                     title,
                     summary,
-                    visibility: input.visibility.into(),
+                    visibility: input.visibility.kept().unwrap_or(Visibility::OnChannel),
                     presented_at: input.presented_at.map(|t| t.timestamp_millis()),
                     duration,
                     collection_ids: colls.unwrap_or_default(),
                     tagged_user_ids: tagged.unwrap_or_default(),
-                    draft: input.draft,
+                    draft: input.draft || input.visibility == VideoVisibility::Draft,
                 })
             }
             _ => None,
@@ -171,7 +176,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "title", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -192,7 +197,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -216,7 +221,7 @@ impl ContentMutations {
                 .summary
                 .as_deref()
                 .and_then(|s| p.check(rules::parse_summary(s))),
-            visibility: input.visibility.map(Into::into),
+            visibility: input.visibility.and_then(VideoVisibility::kept),
             presented_at: match &input.presented_at {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
@@ -241,6 +246,7 @@ impl ContentMutations {
                 "taggedUserIds",
             )
             .flatten(),
+            require_draft: input.visibility == Some(VideoVisibility::Draft),
         };
         let parsed = p.done(id.map(|id| VideoChange::Update(id, patch)));
         let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
@@ -248,7 +254,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -269,7 +275,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -312,7 +318,7 @@ impl ContentMutations {
         let (collection, errors) = made(change, "name", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             collection,
             errors,
         })
@@ -355,7 +361,7 @@ impl ContentMutations {
         };
         if let (Some(id), Some(Some(parent))) = (id, patch.parent_id) {
             if id == parent {
-                p.0.push(UserError::at(
+                p.0.push(UserError::invalid(
                     "parentId",
                     "a collection cannot be its own parent",
                 ));
@@ -367,7 +373,7 @@ impl ContentMutations {
         let (collection, errors) = made(change, "collectionId", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             collection,
             errors,
         })
@@ -388,7 +394,7 @@ impl ContentMutations {
         let (collection, errors) = made(change, "collectionId", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             collection,
             errors,
         })

@@ -1,8 +1,9 @@
 //! Webhook mutations (admins only).
 
-use super::objects::{DeliveryObject, WebhookObject};
+use super::deliveries::{DeliveryObject, WebhookObject};
+use super::scalars::Url;
 use super::{
-    actor, input_row, made, outcome, services, viewer, Problems, UserError, ViewerObject,
+    actor, input_row, made, outcome, services, viewer, Problems, UserError, ViewerInterface,
     WebhookEvent, ADMIN_ONLY,
 };
 use crate::domain::content::Role;
@@ -16,7 +17,7 @@ use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, Simple
 pub struct CreateWebhookInput {
     pub client_mutation_id: Option<String>,
     /// Absolute `https://` URL (also `http://` in dev mode).
-    pub url: String,
+    pub url: Url,
     /// At most 1000 characters.
     pub description: Option<String>,
     /// At least one.
@@ -36,7 +37,7 @@ pub struct CreateWebhookInput {
 pub struct UpdateWebhookInput {
     pub client_mutation_id: Option<String>,
     pub webhook_id: ID,
-    pub url: Option<String>,
+    pub url: Option<Url>,
     /// `null` clears it.
     pub description: MaybeUndefined<String>,
     pub events: Option<Vec<WebhookEvent>>,
@@ -65,7 +66,7 @@ pub struct RedeliverWebhookDeliveryInput {
 #[derive(SimpleObject)]
 pub struct WebhookDeliveryPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The delivery, with the attempt just made last in its `attempts`.
     pub delivery: Option<DeliveryObject>,
     pub errors: Vec<UserError>,
@@ -80,7 +81,7 @@ pub struct DeleteWebhookInput {
 #[derive(SimpleObject)]
 pub struct CreateWebhookPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     pub webhook: Option<WebhookObject>,
     pub errors: Vec<UserError>,
 }
@@ -88,7 +89,7 @@ pub struct CreateWebhookPayload {
 #[derive(SimpleObject)]
 pub struct UpdateWebhookPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     pub webhook: Option<WebhookObject>,
     pub errors: Vec<UserError>,
 }
@@ -96,7 +97,7 @@ pub struct UpdateWebhookPayload {
 #[derive(SimpleObject)]
 pub struct DeleteWebhookPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The ID of the deleted webhook.
     pub deleted_webhook_id: Option<ID>,
     pub errors: Vec<UserError>,
@@ -120,7 +121,7 @@ fn parse_new(
     net: &NetPolicy,
 ) -> Result<(NewWebhook, Option<VerifyToken>), Vec<UserError>> {
     let mut p = Problems::default();
-    let url = p.check(WebhookUrl::parse(&input.url, net));
+    let url = p.check(WebhookUrl::parse(&input.url.0, net));
     let description = p.check(rules::parse_description(input.description.as_deref()));
     let events = p.check(events(&input.events));
     let secrets = p.check(rules::parse_secrets(&input.secrets));
@@ -158,8 +159,8 @@ fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Ve
     let patch = WebhookPatch {
         url: input
             .url
-            .as_deref()
-            .and_then(|u| p.check(WebhookUrl::parse(u, net))),
+            .as_ref()
+            .and_then(|u| p.check(WebhookUrl::parse(&u.0, net))),
         description: match &input.description {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -181,7 +182,7 @@ fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Ve
 }
 
 fn admin_only() -> Vec<UserError> {
-    vec![UserError::general(ADMIN_ONLY)]
+    vec![UserError::forbidden(ADMIN_ONLY)]
 }
 
 #[derive(Default)]
@@ -209,7 +210,7 @@ impl WebhookMutations {
         let (webhook, errors) = made(change, "url", WebhookObject).await?;
         Ok(CreateWebhookPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             webhook,
             errors,
         })
@@ -235,7 +236,7 @@ impl WebhookMutations {
         let (webhook, errors) = made(change, "webhookId", WebhookObject).await?;
         Ok(UpdateWebhookPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             webhook,
             errors,
         })
@@ -262,7 +263,7 @@ impl WebhookMutations {
         };
         Ok(WebhookDeliveryPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             delivery,
             errors,
         })
@@ -289,7 +290,7 @@ impl WebhookMutations {
         };
         Ok(WebhookDeliveryPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             delivery,
             errors,
         })
@@ -315,7 +316,7 @@ impl WebhookMutations {
         };
         Ok(DeleteWebhookPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             deleted_webhook_id: errors.is_empty().then(|| input.webhook_id.clone()),
             errors,
         })

@@ -1,6 +1,7 @@
 //! Channels, their users, and users' API tokens.
 
 use super::backend::{Backend, Begin, Commit, Value};
+use super::pages::{in_order, push_page};
 use super::rows::{ChannelRow, UserRow, CHANNEL_COLUMNS, USER_COLUMNS};
 use super::{Page, Result, SqlStore, StoreError};
 use crate::domain::content::{Channel, NewUser, User};
@@ -51,7 +52,7 @@ where
     pub(super) async fn ensure_user(&self, channel_id: ChannelId, user: &NewUser) -> Result<User> {
         let mut tx = self.writes.begin().await?;
         sqlx::query(
-            "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (channel_id, email) DO NOTHING",
         )
         .bind(channel_id)
@@ -111,14 +112,14 @@ where
     where
         R: for<'r> FromRow<'r, B::Row> + Send + Unpin,
     {
-        Ok(sqlx::query_as::<B, R>(&format!(
-            "SELECT {columns} FROM {table} WHERE channel_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        ))
-        .bind(channel_id)
-        .bind(page.after.unwrap_or(0))
-        .bind(page.limit)
-        .fetch_all(&mut *c)
-        .await?)
+        let mut qb =
+            QueryBuilder::<B>::new(format!("SELECT {columns} FROM {table} WHERE channel_id = "));
+        qb.push_bind(channel_id);
+        push_page(&mut qb, "id", page);
+        let rows = B::shorten_as(qb.build_query_as())
+            .fetch_all(&mut *c)
+            .await?;
+        Ok(in_order(rows, page))
     }
 
     pub(super) async fn channel_of(c: &mut B::Connection, id: ChannelId) -> Result<Channel> {

@@ -13,6 +13,7 @@ use crate::domain::content::{
 use crate::domain::event::{self, EventName, COLLECTION_FIELDS, VIDEO_FIELDS};
 use crate::domain::ids::ChannelId;
 use crate::domain::time::now_ms;
+use crate::domain::Invalid;
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 use std::collections::HashMap;
 
@@ -41,8 +42,8 @@ where
         Self::check_users(&mut tx, channel_id, users, "taggedUserIds").await?;
         let now = now_ms();
         let id: i64 = sqlx::query_scalar::<B, i64>(
-            "INSERT INTO videos (channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+            "INSERT INTO videos (channel_id, title, slug, summary, visibility, presented_at, duration, draft, uploader_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
         )
         .bind(channel_id)
         .bind(&new.title)
@@ -52,6 +53,7 @@ where
         .bind(new.presented_at)
         .bind(new.duration)
         .bind(new.draft)
+        .bind(change.actor.user.id)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -98,6 +100,13 @@ where
         let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
         let before = Self::video_of(&mut tx, channel_id, id).await?;
+        if patch.require_draft && !before.draft {
+            return Err(Invalid::new(
+                "visibility",
+                "only a draft can be DRAFT: a video on the channel cannot go back to draft",
+            )
+            .into());
+        }
         let collections = patch.collection_ids.as_deref().unwrap_or_default();
         let users = patch.tagged_user_ids.as_deref().unwrap_or_default();
         Self::check_collections(&mut tx, channel_id, collections, "collectionIds").await?;

@@ -254,7 +254,7 @@ where
             .collect();
         match ids.iter().find(|id| !found.contains(id)) {
             None => Ok(()),
-            Some(missing) => Err(Invalid::new(
+            Some(missing) => Err(Invalid::missing(
                 field,
                 format!(
                     "No object found for ID {}",

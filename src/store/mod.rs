@@ -39,6 +39,7 @@ mod ids;
 mod links;
 mod listeners;
 mod log;
+mod pages;
 pub mod postgres;
 mod queue;
 mod rows;
@@ -51,8 +52,8 @@ mod webhooks;
 pub use backend::{Backend, Begin, Commit, Value};
 pub use sql::SqlStore;
 pub use types::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
-    Result, Round, StoreError, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Listing, Order, Page,
+    Quota, Recorded, Result, Round, StoreError, WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -181,6 +182,8 @@ pub trait Store: Send + Sync + 'static {
         parent_id: i64,
     ) -> Result<Vec<Collection>>;
     async fn list_collections(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Collection>>;
+    /// How many rows a list of the channel holds, unpaged.
+    async fn count(&self, channel_id: ChannelId, listing: &Listing) -> Result<i64>;
 
     // The delivery log.
     /// Newest first: `page.after` is exclusive and counts down.

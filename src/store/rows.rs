@@ -10,10 +10,10 @@ use crate::domain::webhook::{DisabledReason, Webhook, WebhookEvent};
 
 pub(super) const CHANNEL_COLUMNS: &str = "id, subdomain, name, description, created_at";
 pub(super) const USER_COLUMNS: &str =
-    "id, channel_id, email, first_name, last_name, role, created_at";
+    "id, channel_id, email, first_name, last_name, role, created_at, updated_at";
 pub(super) const WEBHOOK_COLUMNS: &str =
     "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener";
-pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at";
+pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, uploader_id, created_at, updated_at";
 pub(super) const COLLECTION_COLUMNS: &str =
     "id, channel_id, parent_id, name, slug, description, secret, created_at, updated_at";
 /// The columns of a [`DeliveryRow`], from `deliveries d` joined with `events e`. `attempts` is
@@ -24,7 +24,7 @@ pub(super) const DELIVERY_COLUMNS: &str =
      d.status, (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts, \
      d.url, d.next_attempt_at, d.created_at, d.updated_at";
 /// The columns of an [`ActorRow`], from `users u` joined with `channels c`.
-pub(super) const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
+pub(super) const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, u.updated_at, \
      c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at";
 
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
@@ -66,6 +66,7 @@ pub(super) struct UserRow {
     last_name: String,
     role: String,
     created_at: i64,
+    updated_at: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -79,6 +80,7 @@ impl TryFrom<UserRow> for User {
             first_name: r.first_name,
             last_name: r.last_name,
             created_at: r.created_at,
+            updated_at: r.updated_at,
         })
     }
 }
@@ -182,6 +184,7 @@ pub(super) struct VideoRow {
     presented_at: Option<i64>,
     duration: Option<f64>,
     draft: bool,
+    uploader_id: Option<UserId>,
     created_at: i64,
     updated_at: i64,
 }
@@ -205,6 +208,7 @@ impl VideoRow {
             presented_at: self.presented_at,
             duration: self.duration,
             draft: self.draft,
+            uploader_id: self.uploader_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

@@ -4,8 +4,8 @@
 use super::backend::{Backend, Value};
 use super::types::Change;
 use super::{
-    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Recorded, Result,
-    Round, Store, WebhookFilter,
+    Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Listing, Page,
+    Recorded, Result, Round, Store, WebhookFilter,
 };
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
@@ -252,6 +252,10 @@ where
 
     async fn list_collections(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Collection>> {
         self.list_collections(channel_id, page).await
+    }
+
+    async fn count(&self, channel_id: ChannelId, listing: &Listing) -> Result<i64> {
+        self.count(channel_id, listing).await
     }
 
     async fn list_deliveries(

@@ -152,8 +152,9 @@ where
         .fetch_optional(&self.writer)
         .await?
         .ok_or(StoreError::NotFound)?;
-        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND role <> $1")
             .bind(role.as_str())
+            .bind(now_ms())
             .bind(user_id)
             .execute(&self.writer)
             .await?;

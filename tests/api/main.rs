@@ -17,6 +17,8 @@ mod payloads;
 mod queue;
 mod receivers;
 mod retries;
+mod rewatch_api;
+mod rewatch_schema;
 mod schema;
 mod serve;
 mod webhooks;

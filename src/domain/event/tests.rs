@@ -40,6 +40,7 @@ fn actor() -> User {
         last_name: "User".into(),
         role: Role::Admin,
         created_at: ms("2021-07-15T04:17:22.550Z"),
+        updated_at: ms("2021-07-15T04:17:22.550Z"),
     }
 }
 
@@ -147,6 +148,7 @@ fn video_added_to_channel() {
         presented_at: Some(ms("2021-08-10T00:00:00.000Z")),
         duration: Some(25.7),
         draft: false,
+        uploader_id: None,
         created_at: ms("2021-08-10T06:08:39.996Z"),
         updated_at: ms("2021-08-10T06:08:39.996Z"),
         collection_ids: vec![1326],
@@ -167,6 +169,7 @@ fn zoom_call(title: &str) -> Video {
         presented_at: Some(ms("2021-07-15T00:00:00.000Z")),
         duration: Some(60.466),
         draft: false,
+        uploader_id: None,
         created_at: ms("2021-07-15T04:43:10.154Z"),
         updated_at: ms("2021-07-15T04:43:10.154Z"),
         collection_ids: vec![1215, 1222],
