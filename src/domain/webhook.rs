@@ -20,22 +20,35 @@ pub const LISTENER_SCHEME: &str = "herald-listen";
 pub enum WebhookEvent {
     Video,
     Collection,
+    Member,
+    Group,
+    Comment,
+    Highlight,
 }
 
 impl WebhookEvent {
+    pub const ALL: [WebhookEvent; 6] = [
+        WebhookEvent::Video,
+        WebhookEvent::Collection,
+        WebhookEvent::Member,
+        WebhookEvent::Group,
+        WebhookEvent::Comment,
+        WebhookEvent::Highlight,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookEvent::Video => "VIDEO",
             WebhookEvent::Collection => "COLLECTION",
+            WebhookEvent::Member => "MEMBER",
+            WebhookEvent::Group => "GROUP",
+            WebhookEvent::Comment => "COMMENT",
+            WebhookEvent::Highlight => "HIGHLIGHT",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "VIDEO" => Some(WebhookEvent::Video),
-            "COLLECTION" => Some(WebhookEvent::Collection),
-            _ => None,
-        }
+        WebhookEvent::ALL.into_iter().find(|e| e.as_str() == s)
     }
 }
 
@@ -195,7 +208,7 @@ pub fn parse_events(raw: &[WebhookEvent]) -> Result<Vec<WebhookEvent>, Invalid> 
     if out.is_empty() {
         return Err(Invalid::new(
             "events",
-            "subscribe to at least one event (VIDEO, COLLECTION)",
+            "subscribe to at least one event (VIDEO, COLLECTION, MEMBER, GROUP, COMMENT, HIGHLIGHT)",
         ));
     }
     Ok(out)

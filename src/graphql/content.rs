@@ -3,11 +3,12 @@
 
 use super::videos::{CollectionObject, VideoObject};
 use super::{
-    actor, input_id, input_ids, made, services, viewer, Problems, UserError, VideoVisibility,
-    ViewerInterface,
+    actor, input_id, input_ids, input_principals, made, services, viewer, Problems, UserError,
+    VideoVisibility, ViewerInterface,
 };
 use crate::domain::content::{
-    self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch, Visibility,
+    self as rules, CollectionPatch, ListChange, NewCollection, NewVideo, Principals, VideoPatch,
+    Visibility,
 };
 use crate::domain::ids::Kind;
 use crate::domain::Invalid;
@@ -68,7 +69,9 @@ pub struct CreateCollectionInput {
     #[graphql(default = false)]
     pub secret: bool,
     pub parent_id: Option<ID>,
+    /// Users and groups.
     pub admin_ids: Option<Vec<ID>>,
+    /// Users and groups.
     pub member_ids: Option<Vec<ID>>,
 }
 
@@ -81,7 +84,9 @@ pub struct UpdateCollectionInput {
     pub secret: Option<bool>,
     /// `null` makes it a top-level collection.
     pub parent_id: MaybeUndefined<ID>,
+    /// Users and groups: replaces the whole list.
     pub admin_ids: Option<Vec<ID>>,
+    /// Users and groups: replaces the whole list.
     pub member_ids: Option<Vec<ID>>,
 }
 
@@ -111,7 +116,31 @@ pub struct CollectionPayload {
     pub errors: Vec<UserError>,
 }
 
-fn ids_of(
+/// A change to a description: `None` when not given, `Some(None)` to clear it.
+pub(super) fn description_patch(
+    p: &mut Problems,
+    given: &MaybeUndefined<String>,
+) -> Option<Option<String>> {
+    match given {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(d) => p.check(rules::parse_description(Some(d))),
+    }
+}
+
+/// A collection's admins or members, users and groups (`None` when not given).
+fn principals(
+    p: &mut Problems,
+    list: Option<&Vec<ID>>,
+    field: &'static str,
+) -> Option<Option<Principals>> {
+    match list {
+        None => Some(None),
+        Some(l) => p.check(input_principals(l, field)).map(Some),
+    }
+}
+
+pub(super) fn ids_of(
     p: &mut Problems,
     kind: Kind,
     list: Option<&Vec<ID>>,
@@ -232,21 +261,24 @@ impl ContentMutations {
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(d) => p.check(rules::parse_duration(*d)).map(Some),
             },
-            collection_ids: ids_of(
+            collections: ids_of(
                 &mut p,
                 Kind::Collection,
                 input.collection_ids.as_ref(),
                 "collectionIds",
             )
-            .flatten(),
-            tagged_user_ids: ids_of(
+            .flatten()
+            .map(ListChange::Replace),
+            tagged_users: ids_of(
                 &mut p,
                 Kind::User,
                 input.tagged_user_ids.as_ref(),
                 "taggedUserIds",
             )
-            .flatten(),
+            .flatten()
+            .map(ListChange::Replace),
             require_draft: input.visibility == Some(VideoVisibility::Draft),
+            ..VideoPatch::default()
         };
         let parsed = p.done(id.map(|id| VideoChange::Update(id, patch)));
         let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
@@ -297,17 +329,20 @@ impl ContentMutations {
                 .check(input_id(Kind::Collection, id, "parentId"))
                 .map(Some),
         };
-        let admins = ids_of(&mut p, Kind::User, input.admin_ids.as_ref(), "adminIds");
-        let members = ids_of(&mut p, Kind::User, input.member_ids.as_ref(), "memberIds");
+        let admins = principals(&mut p, input.admin_ids.as_ref(), "adminIds");
+        let members = principals(&mut p, input.member_ids.as_ref(), "memberIds");
         let new = match (name, description, parent, admins, members) {
             (Some(name), Some(description), Some(parent_id), Some(admins), Some(members)) => {
+                let (admins, members) = (admins.unwrap_or_default(), members.unwrap_or_default());
                 Some(NewCollection {
                     name,
                     description,
                     secret: input.secret,
                     parent_id,
-                    admin_ids: admins.unwrap_or_default(),
-                    member_ids: members.unwrap_or_default(),
+                    admin_ids: admins.users,
+                    admin_group_ids: admins.groups,
+                    member_ids: members.users,
+                    member_group_ids: members.groups,
                 })
             }
             _ => None,
@@ -342,11 +377,7 @@ impl ContentMutations {
                 .name
                 .as_deref()
                 .and_then(|n| p.check(rules::parse_name(n))),
-            description: match &input.description {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(d) => p.check(rules::parse_description(Some(d))),
-            },
+            description: description_patch(&mut p, &input.description),
             secret: input.secret,
             parent_id: match &input.parent_id {
                 MaybeUndefined::Undefined => None,
@@ -355,9 +386,8 @@ impl ContentMutations {
                     .check(input_id(Kind::Collection, pid, "parentId"))
                     .map(Some),
             },
-            admin_ids: ids_of(&mut p, Kind::User, input.admin_ids.as_ref(), "adminIds").flatten(),
-            member_ids: ids_of(&mut p, Kind::User, input.member_ids.as_ref(), "memberIds")
-                .flatten(),
+            admins: principals(&mut p, input.admin_ids.as_ref(), "adminIds").flatten(),
+            members: principals(&mut p, input.member_ids.as_ref(), "memberIds").flatten(),
         };
         if let (Some(id), Some(Some(parent))) = (id, patch.parent_id) {
             if id == parent {

@@ -3,7 +3,7 @@
 //! `... on NotFoundError` tells one kind from another.
 
 use super::internal;
-use crate::domain::Invalid;
+use crate::domain::{Fault, Invalid};
 use crate::outbox;
 use async_graphql::{Interface, SimpleObject};
 
@@ -50,9 +50,9 @@ pub enum UserError {
     Validation(ValidationError),
 }
 
-/// The path of input field `field`: `["input", field]`.
+/// The path of input field `field`: `["input", field]`; none for `""` (the input as a whole).
 fn at(field: &str) -> Option<Vec<String>> {
-    Some(vec!["input".into(), field.into()])
+    (!field.is_empty()).then(|| vec!["input".into(), field.into()])
 }
 
 impl UserError {
@@ -84,10 +84,10 @@ impl UserError {
 impl From<Invalid> for UserError {
     fn from(i: Invalid) -> Self {
         let (message, path) = (i.message, at(i.field));
-        if i.missing {
-            UserError::NotFound(NotFoundError { message, path })
-        } else {
-            UserError::Validation(ValidationError { message, path })
+        match i.fault {
+            Fault::Rule => UserError::Validation(ValidationError { message, path }),
+            Fault::Missing => UserError::NotFound(NotFoundError { message, path }),
+            Fault::Forbidden => UserError::Permission(PermissionError { message, path }),
         }
     }
 }

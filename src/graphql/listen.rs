@@ -89,11 +89,10 @@ impl Subscription {
             Some(id) => Some(WebhookId::decode(&id).ok_or_else(|| Error::new("No object found"))?),
             None => None,
         };
-        let events: Vec<_> = events
-            .unwrap_or_else(|| vec![WebhookEvent::Video, WebhookEvent::Collection])
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let events: Vec<_> = match events {
+            Some(events) => events.into_iter().map(Into::into).collect(),
+            None => crate::domain::webhook::WebhookEvent::ALL.to_vec(),
+        };
         let Listening {
             webhook: hook,
             deliveries: rx,

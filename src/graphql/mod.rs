@@ -6,20 +6,42 @@
 //! answer. Input the user can fix is reported in the payload's `errors`; internal failures are
 //! logged once, whole, and shown as an opaque message.
 
+/// Declares a mutation's payload: `clientMutationId`, `viewer`, what the mutation gives back,
+/// and `errors`.
+macro_rules! payload {
+    ($(#[$m:meta])* $name:ident { $(#[$fm:meta])* $field:ident: $ty:ty }) => {
+        $(#[$m])*
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $name {
+            pub client_mutation_id: Option<String>,
+            pub viewer: ViewerInterface,
+            $(#[$fm])*
+            pub $field: $ty,
+            pub errors: Vec<UserError>,
+        }
+    };
+}
+
+mod comments;
 mod connections;
 mod content;
 mod deliveries;
 mod errors;
+mod groups;
 pub mod limits;
 mod listen;
+mod members;
 mod objects;
 mod scalars;
+mod social;
 mod users;
+mod video_details;
 mod videos;
 mod webhooks;
 
-use crate::domain::content::{Role, User, Video, Visibility};
+use crate::domain::content::{Principals, Role, User, Video, Visibility};
 use crate::domain::ids::{self, Kind, Typed};
+use crate::domain::members::MemberStatus;
 use crate::domain::net::NetPolicy;
 use crate::domain::Invalid;
 use crate::outbox::Outbox;
@@ -58,6 +80,10 @@ pub struct Query(objects::RootQuery);
 pub struct Mutation(
     webhooks::WebhookMutations,
     content::ContentMutations,
+    video_details::VideoDetailsMutations,
+    members::MemberMutations,
+    groups::GroupMutations,
+    comments::CommentMutations,
     listen::ListenMutations,
 );
 
@@ -88,14 +114,30 @@ fn services<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Services> {
     ctx.data::<Services>()
 }
 
+/// The viewer, as a user.
+///
+/// A user invited and not joined yet may read `viewer` and accept the invitation
+/// (`acceptInvitation`), and nothing else: everything else gets an error saying so.
 fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a User> {
-    ctx.data::<Viewer>().map(|v| &v.0.user)
+    actor(ctx).map(|a| &a.user)
 }
 
-/// The viewer as the actor of a change.
+/// The viewer as the actor of a change (see [`viewer`] for invited users).
 fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    let actor = invited_or_not(ctx)?;
+    if actor.user.status == MemberStatus::Invited {
+        return Err(Error::new(NOT_JOINED).extend_with(|_, e| e.set("code", "FORBIDDEN")));
+    }
+    Ok(actor)
+}
+
+/// The viewer, also one invited and not joined yet.
+fn invited_or_not<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
     ctx.data::<Viewer>().map(|v| &v.0)
 }
+
+const NOT_JOINED: &str =
+    "You are invited to this channel: accept the invitation first (acceptInvitation)";
 
 /// A page of the viewer's channel on the web: `<channel URL>/<path>`. (Every object a request
 /// reads is of the viewer's channel.)
@@ -153,7 +195,12 @@ fn input_row<T: Typed>(id: &ID, field: &'static str) -> Result<T, Invalid> {
     T::decode(id).ok_or_else(|| Invalid::missing(field, "No object found"))
 }
 
-fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, Invalid> {
+/// Decodes a list of input IDs, each of one of `kinds`, repeats dropped.
+fn input_refs(
+    kinds: &[Kind],
+    list: &[ID],
+    field: &'static str,
+) -> Result<Vec<(Kind, i64)>, Invalid> {
     if list.len() > crate::domain::content::MAX_IDS {
         return Err(Invalid::new(
             field,
@@ -162,11 +209,29 @@ fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, I
     }
     let mut out = Vec::with_capacity(list.len());
     for id in list {
-        let n = ids::decode(kind, id).ok_or_else(|| {
+        let found = ids::decode_any(id).filter(|(kind, _)| kinds.contains(kind));
+        let found = found.ok_or_else(|| {
             Invalid::missing(field, format!("No object found for ID {}", id.as_str()))
         })?;
-        if !out.contains(&n) {
-            out.push(n);
+        if !out.contains(&found) {
+            out.push(found);
+        }
+    }
+    Ok(out)
+}
+
+fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, Invalid> {
+    let refs = input_refs(&[kind], list, field)?;
+    Ok(refs.into_iter().map(|(_, n)| n).collect())
+}
+
+/// A collection's admins or members as an input names them: users and groups, by ID.
+fn input_principals(list: &[ID], field: &'static str) -> Result<Principals, Invalid> {
+    let mut out = Principals::default();
+    for (kind, n) in input_refs(&[Kind::User, Kind::Group], list, field)? {
+        match kind {
+            Kind::Group => out.groups.push(n),
+            _ => out.users.push(n),
         }
     }
     Ok(out)
@@ -194,7 +259,21 @@ macro_rules! graphql_enum {
 
 graphql_enum!(
     /// What a webhook subscribes to.
-    WebhookEvent: crate::domain::webhook::WebhookEvent { Video => Video, Collection => Collection }
+    WebhookEvent: crate::domain::webhook::WebhookEvent {
+        /// A video was added to the channel from draft state, its details were updated, or it
+        /// was deleted.
+        Video => Video,
+        /// A collection was created, updated, or deleted.
+        Collection => Collection,
+        /// A member was invited to the channel, joined, was deactivated, or got another role.
+        Member => Member,
+        /// A group was created, updated, or deleted.
+        Group => Group,
+        /// A comment was created, or removed.
+        Comment => Comment,
+        /// A highlight was created, or deleted.
+        Highlight => Highlight,
+    }
 );
 graphql_enum!(
     WebhookDeliveryEvent: crate::domain::event::EventName {
@@ -204,6 +283,17 @@ graphql_enum!(
         CollectionCreated => CollectionCreated,
         CollectionUpdated => CollectionUpdated,
         CollectionDeleted => CollectionDeleted,
+        MemberInvited => MemberInvited,
+        MemberJoined => MemberJoined,
+        MemberDeactivated => MemberDeactivated,
+        MemberUpdated => MemberUpdated,
+        GroupCreated => GroupCreated,
+        GroupUpdated => GroupUpdated,
+        GroupDeleted => GroupDeleted,
+        CommentCreated => CommentCreated,
+        CommentRemoved => CommentRemoved,
+        HighlightCreated => HighlightCreated,
+        HighlightDeleted => HighlightDeleted,
         Ping => Ping,
     }
 );

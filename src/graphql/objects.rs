@@ -3,9 +3,12 @@
 use super::connections::{connection, paged, Cursor, Total, WebhooksOrder, Window};
 use super::deliveries::{DeliveryObject, WebhookObject};
 use super::scalars::Url;
+use super::social::{CommentObject, GroupObject, HighlightObject};
 use super::users::{UnknownUser, UserObject, ViewerInterface};
 use super::videos::{CollectionObject, VideoObject};
-use super::{found, internal, or_null, require_admin, services, viewer, WebhookEvent};
+use super::{
+    found, internal, invited_or_not, or_null, require_admin, services, viewer, WebhookEvent,
+};
 use crate::domain::content::Channel;
 use crate::domain::ids::{self, ChannelId, DeliveryId, Kind, Typed, UserId, WebhookId};
 use crate::domain::time::from_ms;
@@ -24,6 +27,9 @@ pub enum Node {
     WebhookDelivery(DeliveryObject),
     Video(VideoObject),
     Collection(CollectionObject),
+    Group(GroupObject),
+    Comment(CommentObject),
+    Highlight(HighlightObject),
     UnknownUser(UnknownUser),
 }
 
@@ -34,7 +40,7 @@ pub struct RootQuery;
 impl RootQuery {
     /// The user the request's token belongs to.
     async fn viewer(&self, ctx: &Context<'_>) -> Result<ViewerInterface> {
-        Ok(ViewerInterface::of(viewer(ctx)?))
+        Ok(ViewerInterface::of(&invited_or_not(ctx)?.user))
     }
 
     /// The viewer's channel.
@@ -93,6 +99,13 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
         Kind::Video => found(store.video(ch, n).await)?.map(|v| Node::Video(VideoObject(v))),
         Kind::Collection => {
             found(store.collection(ch, n).await)?.map(|c| Node::Collection(CollectionObject(c)))
+        }
+        Kind::Group => found(store.group(ch, n).await)?.map(|g| Node::Group(GroupObject(g))),
+        Kind::Comment => {
+            found(store.comment(ch, n).await)?.map(|c| Node::Comment(CommentObject(c)))
+        }
+        Kind::Highlight => {
+            found(store.highlight(ch, n).await)?.map(|h| Node::Highlight(HighlightObject(h)))
         }
     })
 }
@@ -219,6 +232,22 @@ impl ChannelObject {
             CollectionObject,
         )
         .await
+    }
+
+    /// The channel's user groups, oldest first.
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<Cursor, GroupObject, Total>> {
+        let (store, id) = (&services(ctx)?.store, self.0.id);
+        let window = Window::new(first, after, last, before);
+        let total = Total::of(id, Listing::Groups);
+        let read = |page| store.list_groups(id, page);
+        paged(window, Order::Ascending, total, read, |g| g.id, GroupObject).await
     }
 
     /// A user of this channel.

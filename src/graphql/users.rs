@@ -2,7 +2,7 @@
 //! implements, and `UnknownUser`, the actor shown where a user is gone.
 
 use super::scalars::Url;
-use super::{internal, services, viewer, web_url, UserRole};
+use super::{internal, invited_or_not, services, web_url, UserRole};
 use crate::domain::content::{Role, User};
 use crate::domain::ids::{ChannelId, Typed, UserId};
 use crate::domain::time::from_ms;
@@ -10,6 +10,20 @@ use async_graphql::{Context, Enum, Interface, Object, Result, ID};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+
+/// The channel's users among `ids`, in that order.
+pub async fn users_of(
+    ctx: &Context<'_>,
+    channel: ChannelId,
+    ids: &[i64],
+) -> Result<Vec<UserObject>> {
+    let rows = services(ctx)?
+        .store
+        .users(channel, ids)
+        .await
+        .map_err(internal)?;
+    Ok(rows.into_iter().map(UserObject).collect())
+}
 
 /// An entity, such as a user, who has taken an action on a channel.
 #[derive(Interface)]
@@ -147,7 +161,7 @@ impl UserObject {
     }
     /// Whether this is the user the request's token belongs to.
     async fn is_viewer(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(viewer(ctx)?.id == self.0.id)
+        Ok(invited_or_not(ctx)?.user.id == self.0.id)
     }
     /// herald has no subscriptions to users: always `false`.
     async fn viewer_is_subscribed(&self) -> bool {

@@ -1,7 +1,8 @@
 //! Videos and collections as the API shows them.
 
 use super::scalars::{Date, Json, Url};
-use super::users::{Actor, UserObject};
+use super::social::{CommentObject, GroupObject, HighlightObject};
+use super::users::{users_of, Actor, UserObject};
 use super::{found, internal, services, web_url, VideoVisibility};
 use crate::domain::content::{Collection, Video};
 use crate::domain::ids::{encode, Kind};
@@ -64,9 +65,32 @@ impl VideoObject {
     async fn attendees_info(&self) -> Vec<Json> {
         Vec::new()
     }
-    /// herald shares no videos outside the channel: always `false`.
+    /// Rewatch's sharing setting, kept as given (`updateVideoDetails`): herald itself shows
+    /// no video outside the channel.
     async fn external_sharing_enabled(&self) -> bool {
-        false
+        self.0.external_sharing_enabled
+    }
+    /// Rewatch's setting, kept as given (`updateVideoDetails`).
+    async fn show_comments_to_external_viewers(&self) -> bool {
+        self.0.show_comments_to_external_viewers
+    }
+    /// Its comments, oldest first.
+    async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<CommentObject>> {
+        let rows = services(ctx)?
+            .store
+            .comments_on(self.0.channel_id, self.0.id, None)
+            .await
+            .map_err(internal)?;
+        Ok(rows.into_iter().map(CommentObject).collect())
+    }
+    /// Its highlights, oldest first.
+    async fn highlights(&self, ctx: &Context<'_>) -> Result<Vec<HighlightObject>> {
+        let rows = services(ctx)?
+            .store
+            .highlights_of(self.0.channel_id, self.0.id)
+            .await
+            .map_err(internal)?;
+        Ok(rows.into_iter().map(HighlightObject).collect())
     }
     /// The actor who uploaded the video: an `UnknownUser` when that user is gone, or for a
     /// video added before herald kept uploaders.
@@ -82,12 +106,7 @@ impl VideoObject {
         Ok(rows.into_iter().map(CollectionObject).collect())
     }
     async fn tagged_users(&self, ctx: &Context<'_>) -> Result<Vec<UserObject>> {
-        let rows = services(ctx)?
-            .store
-            .users(self.0.channel_id, &self.0.tagged_user_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(UserObject).collect())
+        users_of(ctx, self.0.channel_id, &self.0.tagged_user_ids).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         from_ms(self.0.created_at)
@@ -135,22 +154,34 @@ impl CollectionObject {
         Ok(rows.into_iter().map(CollectionObject).collect())
     }
     async fn admins(&self, ctx: &Context<'_>) -> Result<Vec<UserObject>> {
-        let rows = services(ctx)?
-            .store
-            .users(self.0.channel_id, &self.0.admin_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(UserObject).collect())
+        users_of(ctx, self.0.channel_id, &self.0.admin_ids).await
     }
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<UserObject>> {
-        let rows = services(ctx)?
-            .store
-            .users(self.0.channel_id, &self.0.member_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(UserObject).collect())
+        users_of(ctx, self.0.channel_id, &self.0.member_ids).await
+    }
+    /// The groups among its admins.
+    async fn admin_groups(&self, ctx: &Context<'_>) -> Result<Vec<GroupObject>> {
+        groups_of(ctx, &self.0, &self.0.admin_group_ids).await
+    }
+    /// The groups among its members.
+    async fn member_groups(&self, ctx: &Context<'_>) -> Result<Vec<GroupObject>> {
+        groups_of(ctx, &self.0, &self.0.member_group_ids).await
     }
     async fn created_at(&self) -> DateTime<Utc> {
         from_ms(self.0.created_at)
     }
+}
+
+/// The groups of `collection`'s channel among `ids`, in that order.
+async fn groups_of(
+    ctx: &Context<'_>,
+    collection: &Collection,
+    ids: &[i64],
+) -> Result<Vec<GroupObject>> {
+    let rows = services(ctx)?
+        .store
+        .groups(collection.channel_id, ids)
+        .await
+        .map_err(internal)?;
+    Ok(rows.into_iter().map(GroupObject).collect())
 }

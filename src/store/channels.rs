@@ -139,22 +139,34 @@ where
         channel_id: ChannelId,
         ids: &[i64],
     ) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = Self::rows_in(c, "users", USER_COLUMNS, channel_id, ids).await?;
+        let users = rows.into_iter().map(User::try_from);
+        let by_id = users
+            .map(|u| u.map(|u| (u.id.get(), u)))
+            .collect::<Result<HashMap<i64, User>>>()?;
+        Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+    }
+
+    /// The channel's rows of `table` among `ids`, in no order.
+    pub(super) async fn rows_in<R>(
+        c: &mut B::Connection,
+        table: &str,
+        columns: &str,
+        channel_id: ChannelId,
+        ids: &[i64],
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, B::Row> + Send + Unpin,
+    {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<B>::new(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE channel_id = "
-        ));
+        let mut qb =
+            QueryBuilder::<B>::new(format!("SELECT {columns} FROM {table} WHERE channel_id = "));
         qb.push_bind(channel_id).push(" AND ");
         B::push_in(&mut qb, "id", ids);
-        let rows: Vec<UserRow> = B::shorten_as(qb.build_query_as())
+        Ok(B::shorten_as(qb.build_query_as())
             .fetch_all(&mut *c)
-            .await?;
-        let mut by_id: HashMap<i64, User> = HashMap::new();
-        for r in rows {
-            let u = User::try_from(r)?;
-            by_id.insert(u.id.get(), u);
-        }
-        Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+            .await?)
     }
 }

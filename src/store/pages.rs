@@ -65,6 +65,7 @@ where
             Listing::Users => all_of("users"),
             Listing::Videos => all_of("videos"),
             Listing::Collections => all_of("collections"),
+            Listing::Groups => all_of("user_groups"),
             Listing::Webhooks(filter) => {
                 qb.push("webhooks");
                 push_webhook_filter(&mut qb, channel_id, filter);

@@ -7,12 +7,15 @@ use super::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Listing, Page,
     Recorded, Result, Round, Store, WebhookFilter,
 };
+use crate::domain::comments::{Comment, CommentChange, Highlight, HighlightChange};
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
 use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::groups::{Group, GroupChange};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::members::MemberChange;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
@@ -256,6 +259,78 @@ where
 
     async fn count(&self, channel_id: ChannelId, listing: &Listing) -> Result<i64> {
         self.count(channel_id, listing).await
+    }
+
+    async fn change_members(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &MemberChange,
+    ) -> Result<Changed<Vec<User>>> {
+        self.change_members(Change { actor, hand_off }, change)
+            .await
+    }
+
+    async fn change_group(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &GroupChange,
+    ) -> Result<Changed<Group>> {
+        self.change_group(Change { actor, hand_off }, change).await
+    }
+
+    async fn change_comment(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &CommentChange,
+    ) -> Result<Changed<Comment>> {
+        self.change_comment(Change { actor, hand_off }, change)
+            .await
+    }
+
+    async fn change_highlight(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &HighlightChange,
+    ) -> Result<Changed<Highlight>> {
+        self.change_highlight(Change { actor, hand_off }, change)
+            .await
+    }
+
+    async fn group(&self, channel_id: ChannelId, id: i64) -> Result<Group> {
+        self.group(channel_id, id).await
+    }
+
+    async fn groups(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<Group>> {
+        self.groups(channel_id, ids).await
+    }
+
+    async fn list_groups(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Group>> {
+        self.list_groups(channel_id, page).await
+    }
+
+    async fn comment(&self, channel_id: ChannelId, id: i64) -> Result<Comment> {
+        self.comment(channel_id, id).await
+    }
+
+    async fn highlight(&self, channel_id: ChannelId, id: i64) -> Result<Highlight> {
+        self.highlight(channel_id, id).await
+    }
+
+    async fn comments_on(
+        &self,
+        channel_id: ChannelId,
+        video_id: i64,
+        highlight: Option<i64>,
+    ) -> Result<Vec<Comment>> {
+        self.comments_on(channel_id, video_id, highlight).await
+    }
+
+    async fn highlights_of(&self, channel_id: ChannelId, video_id: i64) -> Result<Vec<Highlight>> {
+        self.highlights_of(channel_id, video_id).await
     }
 
     async fn list_deliveries(

@@ -71,7 +71,7 @@ where
         let row = sqlx::query_as::<B, AuthRow>(&format!(
             "SELECT {ACTOR_COLUMNS}, t.id AS token_id, t.last_used_at FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN channels c ON c.id = u.channel_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.status <> 'DEACTIVATED'"
         ))
         .bind(token_hash)
         .fetch_optional(&self.reader)

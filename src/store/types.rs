@@ -36,8 +36,8 @@ pub struct Authenticated {
     pub channel: Channel,
 }
 
-/// Who makes a content change, and in which channel: as authenticated (users and channels
-/// are never changed once created, so a change need not read them again).
+/// Who makes a content change, and in which channel: as authenticated, when the request
+/// began (the payload's `actor` shows the user as the request found it).
 pub type Actor = Authenticated;
 
 /// Which of the deliveries a change enqueues are written claimed by the process making it, to
@@ -122,6 +122,7 @@ pub enum Listing {
     Users,
     Videos,
     Collections,
+    Groups,
     Webhooks(WebhookFilter),
     /// A webhook's delivery log.
     Deliveries(WebhookId, DeliveryFilter),

@@ -3,6 +3,7 @@
 //! is set (a fresh database per test).
 
 mod auth;
+mod channel_events;
 mod cli;
 mod content;
 mod delivery_log;
@@ -21,4 +22,5 @@ mod rewatch_api;
 mod rewatch_schema;
 mod schema;
 mod serve;
+mod video_details;
 mod webhooks;

@@ -39,6 +39,7 @@ fn actor() -> User {
         first_name: "Example".into(),
         last_name: "User".into(),
         role: Role::Admin,
+        status: crate::domain::members::MemberStatus::Active,
         created_at: ms("2021-07-15T04:17:22.550Z"),
         updated_at: ms("2021-07-15T04:17:22.550Z"),
     }
@@ -64,7 +65,9 @@ fn collection(
         created_at: ms(created),
         updated_at: ms(created),
         admin_ids: vec![],
+        admin_group_ids: vec![],
         member_ids: vec![],
+        member_group_ids: vec![],
     }
 }
 
@@ -149,6 +152,8 @@ fn video_added_to_channel() {
         duration: Some(25.7),
         draft: false,
         uploader_id: None,
+        external_sharing_enabled: false,
+        show_comments_to_external_viewers: false,
         created_at: ms("2021-08-10T06:08:39.996Z"),
         updated_at: ms("2021-08-10T06:08:39.996Z"),
         collection_ids: vec![1326],
@@ -170,6 +175,8 @@ fn zoom_call(title: &str) -> Video {
         duration: Some(60.466),
         draft: false,
         uploader_id: None,
+        external_sharing_enabled: false,
+        show_comments_to_external_viewers: false,
         created_at: ms("2021-07-15T04:43:10.154Z"),
         updated_at: ms("2021-07-15T04:43:10.154Z"),
         collection_ids: vec![1215, 1222],
