@@ -3,8 +3,8 @@
 use super::content::{description_patch, ids_of};
 use super::social::GroupObject;
 use super::users::ViewerInterface;
-use super::{input_id, made, services, viewer, Problems, UserError};
-use crate::domain::content::{self as rules, Role, User};
+use super::{admins_only, input_id, made, services, viewer, Problems, UserError};
+use crate::domain::content::{self as rules, User};
 use crate::domain::groups::{GroupChange, GroupPatch, NewGroup};
 use crate::domain::ids::Kind;
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, Result, ID};
@@ -81,11 +81,7 @@ async fn change(
     parsed: impl FnOnce() -> Result<GroupChange, Vec<UserError>>,
     id_field: &str,
 ) -> Result<(Option<GroupObject>, Vec<UserError>)> {
-    let parsed = if user.role == Role::Admin {
-        parsed()
-    } else {
-        Err(vec![UserError::forbidden(ADMINS_ONLY)])
-    };
+    let parsed = admins_only(user, ADMINS_ONLY, parsed);
     let (outbox, actor) = (&services(ctx)?.outbox, super::actor(ctx)?);
     let change = parsed.map(|c| outbox.change_group(actor.clone(), c));
     made(change, id_field, GroupObject).await

@@ -3,7 +3,8 @@
 
 use super::users::{ChannelRole, UserObject, ViewerInterface};
 use super::{
-    actor, input_ids, input_row, invited_or_not, made, services, viewer, Problems, UserError,
+    actor, admins_only, input_ids, input_row, invited_or_not, made, services, viewer, Problems,
+    UserError,
 };
 use crate::domain::content::{Role, User, MAX_IDS};
 use crate::domain::ids::{Kind, UserId};
@@ -96,18 +97,6 @@ fn users(list: Vec<User>) -> Vec<UserObject> {
     list.into_iter().map(UserObject).collect()
 }
 
-/// The errors of a member change a non-admin asked for.
-fn refused<T>(
-    user: &User,
-    parsed: impl FnOnce() -> Result<T, Vec<UserError>>,
-) -> Result<T, Vec<UserError>> {
-    if user.role == Role::Admin {
-        parsed()
-    } else {
-        Err(vec![UserError::forbidden(ADMINS_ONLY)])
-    }
-}
-
 #[derive(Default)]
 pub struct MemberMutations;
 
@@ -121,7 +110,7 @@ impl MemberMutations {
         input: InviteUsersInput,
     ) -> Result<InviteUsersPayload> {
         let user = viewer(ctx)?;
-        let parsed = refused(user, || invitation(&input));
+        let parsed = admins_only(user, ADMINS_ONLY, || invitation(&input));
         let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
         let change = parsed.map(|c| outbox.change_members(actor.clone(), c));
         let (invited, errors) = made(change, "emails", users).await?;
@@ -162,7 +151,7 @@ impl MemberMutations {
         input: DeactivateUsersInput,
     ) -> Result<DeactivateUsersPayload> {
         let user = viewer(ctx)?;
-        let parsed = refused(user, || {
+        let parsed = admins_only(user, ADMINS_ONLY, || {
             input_ids(Kind::User, &input.user_ids, "userIds")
                 .map(MemberChange::Deactivate)
                 .map_err(|e| vec![e.into()])
@@ -186,7 +175,7 @@ impl MemberMutations {
         input: UpdateUserRoleInput,
     ) -> Result<UpdateUserRolePayload> {
         let user = viewer(ctx)?;
-        let parsed = refused(user, || {
+        let parsed = admins_only(user, ADMINS_ONLY, || {
             let mut p = Problems::default();
             let id: Option<UserId> = p.check(input_row(&input.user_id, "userId"));
             let role = p.check(role(input.role));

@@ -160,6 +160,20 @@ fn require_admin(user: &User) -> async_graphql::Result<()> {
     }
 }
 
+/// What `parsed` gives when `user` is an admin; anyone else gets a `PermissionError` saying
+/// `message`.
+fn admins_only<T>(
+    user: &User,
+    message: &str,
+    parsed: impl FnOnce() -> Result<T, Vec<UserError>>,
+) -> Result<T, Vec<UserError>> {
+    if user.role == Role::Admin {
+        parsed()
+    } else {
+        Err(vec![UserError::forbidden(message)])
+    }
+}
+
 /// The answer of a nullable field: on an error, `null`, with the error reported at the field,
 /// as GraphQL asks. (async-graphql would leave a failed field out of its object, so a member
 /// asking for `channel { name webhooks { … } }` would get a channel without `webhooks`.)
