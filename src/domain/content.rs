@@ -1,7 +1,9 @@
 //! Channel content: channels, users, videos, collections, and the rules for their input.
 
 use super::ids::{ChannelId, UserId};
+use super::members::MemberStatus;
 use super::Invalid;
+use chrono::NaiveDate;
 
 pub const MAX_TITLE_LEN: usize = 300;
 pub const MAX_NAME_LEN: usize = 255;
@@ -52,7 +54,20 @@ pub struct User {
     pub first_name: String,
     pub last_name: String,
     pub role: Role,
+    pub status: MemberStatus,
     pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl User {
+    /// The name shown for the user: first and last name, or the email when both are blank.
+    pub fn display_name(&self) -> String {
+        let name = format!("{} {}", self.first_name.trim(), self.last_name.trim());
+        match name.trim() {
+            "" => self.email.clone(),
+            name => name.to_owned(),
+        }
+    }
 }
 
 /// A user as `herald token create` gives it.
@@ -64,9 +79,13 @@ pub struct NewUser {
     pub role: Role,
 }
 
+/// Who may watch a video once it is on the channel. (A draft is a state of its own, see
+/// [`Video::draft`]; the API shows it as the visibility `DRAFT`, as Rewatch does.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Visibility {
     OnChannel,
+    /// Anyone with the video's link.
+    LinkOnly,
     Private,
 }
 
@@ -74,6 +93,7 @@ impl Visibility {
     pub fn as_str(self) -> &'static str {
         match self {
             Visibility::OnChannel => "ON_CHANNEL",
+            Visibility::LinkOnly => "LINK_ONLY",
             Visibility::Private => "PRIVATE",
         }
     }
@@ -81,6 +101,7 @@ impl Visibility {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "ON_CHANNEL" => Some(Visibility::OnChannel),
+            "LINK_ONLY" => Some(Visibility::LinkOnly),
             "PRIVATE" => Some(Visibility::Private),
             _ => None,
         }
@@ -99,6 +120,11 @@ pub struct Video {
     pub presented_at: Option<i64>,
     pub duration: Option<f64>,
     pub draft: bool,
+    /// Who created it; `None` when that user is gone (or the video predates herald keeping it).
+    pub uploader_id: Option<UserId>,
+    /// Rewatch's sharing settings, kept as given: herald shows no video outside the channel.
+    pub external_sharing_enabled: bool,
+    pub show_comments_to_external_viewers: bool,
     pub created_at: i64,
     pub updated_at: i64,
     /// In the order given.
@@ -118,8 +144,11 @@ pub struct Collection {
     pub secret: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Users, then groups ([`super::groups::Group`]), each in the order given.
     pub admin_ids: Vec<i64>,
+    pub admin_group_ids: Vec<i64>,
     pub member_ids: Vec<i64>,
+    pub member_group_ids: Vec<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +163,47 @@ pub struct NewVideo {
     pub draft: bool,
 }
 
+/// A change to a list of ids (a video's collections or tagged users).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListChange {
+    /// The list becomes these, in this order.
+    Replace(Vec<i64>),
+    /// These join the end of the list, unless they are in it already.
+    Add(Vec<i64>),
+    /// These leave the list.
+    Remove(Vec<i64>),
+}
+
+impl ListChange {
+    /// The ids this change names (the store checks that each exists).
+    pub fn ids(&self) -> &[i64] {
+        match self {
+            ListChange::Replace(ids) | ListChange::Add(ids) | ListChange::Remove(ids) => ids,
+        }
+    }
+
+    /// `list` with this change made.
+    pub fn apply(&self, list: &[i64]) -> Vec<i64> {
+        match self {
+            ListChange::Replace(ids) => ids.clone(),
+            ListChange::Add(ids) => {
+                let mut out = list.to_vec();
+                for id in ids {
+                    if !out.contains(id) {
+                        out.push(*id);
+                    }
+                }
+                out
+            }
+            ListChange::Remove(ids) => list
+                .iter()
+                .copied()
+                .filter(|id| !ids.contains(id))
+                .collect(),
+        }
+    }
+}
+
 /// `None` leaves a field as it is; `Some(None)` clears a nullable one.
 #[derive(Debug, Clone, Default)]
 pub struct VideoPatch {
@@ -141,9 +211,26 @@ pub struct VideoPatch {
     pub summary: Option<String>,
     pub visibility: Option<Visibility>,
     pub presented_at: Option<Option<i64>>,
+    /// Moves `presentedAt` to this day, at the time of day it had (see [`Video::presented`]).
+    pub date: Option<NaiveDate>,
     pub duration: Option<Option<f64>>,
-    pub collection_ids: Option<Vec<i64>>,
-    pub tagged_user_ids: Option<Vec<i64>>,
+    pub collections: Option<ListChange>,
+    pub tagged_users: Option<ListChange>,
+    /// The caller asked for the visibility `DRAFT`: true of a draft, refused for a video
+    /// already on the channel (it cannot go back to draft).
+    pub require_draft: bool,
+    pub external_sharing_enabled: Option<bool>,
+    pub show_comments_to_external_viewers: Option<bool>,
+    /// Only the video's uploader or an admin may make this change (Rewatch's rule for
+    /// `updateVideoDetails`).
+    pub uploader_or_admin: bool,
+}
+
+impl Video {
+    /// When the video was presented: the time given, else when it was added.
+    pub fn presented(&self) -> i64 {
+        self.presented_at.unwrap_or(self.created_at)
+    }
 }
 
 impl VideoPatch {
@@ -162,17 +249,32 @@ impl VideoPatch {
         if let Some(p) = self.presented_at {
             out.presented_at = p;
         }
+        if let Some(day) = self.date {
+            out.presented_at = Some(on_day(out.presented(), day));
+        }
         if let Some(d) = self.duration {
             out.duration = d;
         }
-        if let Some(c) = &self.collection_ids {
-            out.collection_ids.clone_from(c);
+        if let Some(c) = &self.collections {
+            out.collection_ids = c.apply(&v.collection_ids);
         }
-        if let Some(t) = &self.tagged_user_ids {
-            out.tagged_user_ids.clone_from(t);
+        if let Some(t) = &self.tagged_users {
+            out.tagged_user_ids = t.apply(&v.tagged_user_ids);
+        }
+        if let Some(e) = self.external_sharing_enabled {
+            out.external_sharing_enabled = e;
+        }
+        if let Some(s) = self.show_comments_to_external_viewers {
+            out.show_comments_to_external_viewers = s;
         }
         out
     }
+}
+
+/// The time `at` (Unix ms) moved to `day`, keeping its time of day (UTC).
+fn on_day(at: i64, day: NaiveDate) -> i64 {
+    let time = super::time::from_ms(at).time();
+    day.and_time(time).and_utc().timestamp_millis()
 }
 
 #[derive(Debug, Clone)]
@@ -182,7 +284,16 @@ pub struct NewCollection {
     pub secret: bool,
     pub parent_id: Option<i64>,
     pub admin_ids: Vec<i64>,
+    pub admin_group_ids: Vec<i64>,
     pub member_ids: Vec<i64>,
+    pub member_group_ids: Vec<i64>,
+}
+
+/// A collection's admins or members as one input names them: users and groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principals {
+    pub users: Vec<i64>,
+    pub groups: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -191,8 +302,8 @@ pub struct CollectionPatch {
     pub description: Option<Option<String>>,
     pub secret: Option<bool>,
     pub parent_id: Option<Option<i64>>,
-    pub admin_ids: Option<Vec<i64>>,
-    pub member_ids: Option<Vec<i64>>,
+    pub admins: Option<Principals>,
+    pub members: Option<Principals>,
 }
 
 impl CollectionPatch {
@@ -210,11 +321,13 @@ impl CollectionPatch {
         if let Some(p) = self.parent_id {
             out.parent_id = p;
         }
-        if let Some(a) = &self.admin_ids {
-            out.admin_ids.clone_from(a);
+        if let Some(a) = &self.admins {
+            out.admin_ids.clone_from(&a.users);
+            out.admin_group_ids.clone_from(&a.groups);
         }
-        if let Some(m) = &self.member_ids {
-            out.member_ids.clone_from(m);
+        if let Some(m) = &self.members {
+            out.member_ids.clone_from(&m.users);
+            out.member_group_ids.clone_from(&m.groups);
         }
         out
     }
@@ -305,6 +418,24 @@ mod tests {
         assert_eq!(slug("Test Collection 2"), "test-collection-2");
         assert_eq!(slug("  Ünïcode!  "), "n-code");
         assert_eq!(slug("!!!"), "-");
+    }
+
+    #[test]
+    fn list_changes_replace_add_and_remove() {
+        let list = [3, 1];
+        assert_eq!(ListChange::Replace(vec![2]).apply(&list), vec![2]);
+        assert_eq!(ListChange::Add(vec![1, 2, 2]).apply(&list), vec![3, 1, 2]);
+        assert_eq!(ListChange::Remove(vec![3, 9]).apply(&list), vec![1]);
+    }
+
+    #[test]
+    fn a_date_moves_a_time_to_that_day() {
+        let at = chrono::DateTime::parse_from_rfc3339("2021-07-15T09:30:00Z")
+            .expect("time")
+            .timestamp_millis();
+        let day = NaiveDate::from_ymd_opt(2021, 8, 10).expect("day");
+        let moved = super::super::time::format_ms(on_day(at, day));
+        assert_eq!(moved, "2021-08-10T09:30:00.000Z");
     }
 
     #[test]

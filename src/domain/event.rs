@@ -6,6 +6,7 @@
 //! never re-serialised.
 
 use super::content::{Channel, Collection, User, Video};
+use super::groups::Group;
 use super::ids::{encode, Kind, Typed};
 use super::time::format_ms;
 use super::webhook::WebhookEvent;
@@ -21,6 +22,18 @@ pub enum EventName {
     CollectionCreated,
     CollectionUpdated,
     CollectionDeleted,
+    MemberInvited,
+    MemberJoined,
+    MemberDeactivated,
+    /// A member's role changed.
+    MemberUpdated,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    CommentCreated,
+    CommentRemoved,
+    HighlightCreated,
+    HighlightDeleted,
     /// A test delivery asked for by an admin (`testWebhook`): `actor` and `channel` only.
     Ping,
     /// herald disabled one of the channel's webhooks: `channel` and `webhook`, no `actor`.
@@ -28,13 +41,24 @@ pub enum EventName {
 }
 
 impl EventName {
-    pub const ALL: [EventName; 8] = [
+    pub const ALL: [EventName; 19] = [
         EventName::VideoAddedToChannel,
         EventName::VideoUpdated,
         EventName::VideoDeleted,
         EventName::CollectionCreated,
         EventName::CollectionUpdated,
         EventName::CollectionDeleted,
+        EventName::MemberInvited,
+        EventName::MemberJoined,
+        EventName::MemberDeactivated,
+        EventName::MemberUpdated,
+        EventName::GroupCreated,
+        EventName::GroupUpdated,
+        EventName::GroupDeleted,
+        EventName::CommentCreated,
+        EventName::CommentRemoved,
+        EventName::HighlightCreated,
+        EventName::HighlightDeleted,
         EventName::Ping,
         EventName::WebhookDisabled,
     ];
@@ -48,6 +72,17 @@ impl EventName {
             EventName::CollectionCreated => "collection.created",
             EventName::CollectionUpdated => "collection.updated",
             EventName::CollectionDeleted => "collection.deleted",
+            EventName::MemberInvited => "member.invited",
+            EventName::MemberJoined => "member.joined",
+            EventName::MemberDeactivated => "member.deactivated",
+            EventName::MemberUpdated => "member.updated",
+            EventName::GroupCreated => "group.created",
+            EventName::GroupUpdated => "group.updated",
+            EventName::GroupDeleted => "group.deleted",
+            EventName::CommentCreated => "comment.created",
+            EventName::CommentRemoved => "comment.removed",
+            EventName::HighlightCreated => "highlight.created",
+            EventName::HighlightDeleted => "highlight.deleted",
             EventName::Ping => "ping",
             EventName::WebhookDisabled => "webhook.disabled",
         }
@@ -60,16 +95,21 @@ impl EventName {
     /// The subscription that receives this event; `None` for pings, sent to one webhook on
     /// request whatever it subscribes to.
     pub fn subscribed_by(self) -> Option<WebhookEvent> {
-        match self {
-            EventName::VideoAddedToChannel | EventName::VideoUpdated | EventName::VideoDeleted => {
-                Some(WebhookEvent::Video)
+        use EventName as E;
+        Some(match self {
+            E::VideoAddedToChannel | E::VideoUpdated | E::VideoDeleted => WebhookEvent::Video,
+            E::CollectionCreated | E::CollectionUpdated | E::CollectionDeleted => {
+                WebhookEvent::Collection
             }
-            EventName::CollectionCreated
-            | EventName::CollectionUpdated
-            | EventName::CollectionDeleted => Some(WebhookEvent::Collection),
-            EventName::WebhookDisabled => Some(WebhookEvent::Webhook),
-            EventName::Ping => None,
-        }
+            E::MemberInvited | E::MemberJoined | E::MemberDeactivated | E::MemberUpdated => {
+                WebhookEvent::Member
+            }
+            E::GroupCreated | E::GroupUpdated | E::GroupDeleted => WebhookEvent::Group,
+            E::CommentCreated | E::CommentRemoved => WebhookEvent::Comment,
+            E::HighlightCreated | E::HighlightDeleted => WebhookEvent::Highlight,
+            E::WebhookDisabled => WebhookEvent::Webhook,
+            E::Ping => return None,
+        })
     }
 }
 
@@ -93,15 +133,22 @@ pub const COLLECTION_FIELDS: [&str; 6] = [
     "members",
 ];
 
+/// The fields whose change makes a `member.updated`.
+pub const MEMBER_FIELDS: [&str; 1] = ["role"];
+/// The fields whose change makes a `group.updated`.
+pub const GROUP_FIELDS: [&str; 3] = ["name", "description", "members"];
+
 /// Guards against runaway nesting when rendering collection trees.
 const MAX_TREE_DEPTH: usize = 32;
 
-/// What a payload is rendered from: the channel, and the users and collections it refers to.
+/// What a payload is rendered from: the channel, and the users, collections and groups it
+/// refers to.
 pub struct Catalog {
     channel_url: String,
     users: HashMap<i64, User>,
     collections: HashMap<i64, Collection>,
     children: HashMap<i64, Vec<i64>>,
+    groups: HashMap<i64, Group>,
 }
 
 impl Catalog {
@@ -122,7 +169,15 @@ impl Catalog {
             users: users.into_iter().map(|u| (u.id.get(), u)).collect(),
             collections: collections.into_iter().map(|c| (c.id, c)).collect(),
             children,
+            groups: HashMap::new(),
         }
+    }
+
+    /// The catalog with `groups` too: every group its collections (or the payload) name, with
+    /// their members among its users.
+    pub fn with_groups(mut self, groups: Vec<Group>) -> Self {
+        self.groups = groups.into_iter().map(|g| (g.id, g)).collect();
+        self
     }
 
     /// One of the collections it holds.
@@ -148,6 +203,21 @@ impl Catalog {
             "email": user.email,
             "createdAt": format_ms(user.created_at),
         })
+    }
+
+    /// Users, then groups (a collection's admins or members).
+    fn principals_json(&self, users: &[i64], groups: &[i64]) -> Value {
+        let mut all = match self.users_json(users) {
+            Value::Array(users) => users,
+            _ => Vec::new(),
+        };
+        all.extend(
+            groups
+                .iter()
+                .filter_map(|id| self.groups.get(id))
+                .map(|g| self.group_json(g)),
+        );
+        Value::Array(all)
     }
 
     fn users_json(&self, ids: &[i64]) -> Value {
@@ -199,8 +269,8 @@ impl Catalog {
             "createdAt": format_ms(c.created_at),
             "secret": c.secret,
             "children": children,
-            "admins": self.users_json(&c.admin_ids),
-            "members": self.users_json(&c.member_ids),
+            "admins": self.principals_json(&c.admin_ids, &c.admin_group_ids),
+            "members": self.principals_json(&c.member_ids, &c.member_group_ids),
         })
     }
 
@@ -330,5 +400,6 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+mod social;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,9 @@ pub enum Kind {
     WebhookDelivery,
     Video,
     Collection,
+    Group,
+    Comment,
+    Highlight,
 }
 
 impl Kind {
@@ -24,6 +27,9 @@ impl Kind {
             Kind::WebhookDelivery => "WebhookDelivery",
             Kind::Video => "Video",
             Kind::Collection => "Collection",
+            Kind::Group => "Group",
+            Kind::Comment => "Comment",
+            Kind::Highlight => "Highlight",
         }
     }
 
@@ -35,6 +41,9 @@ impl Kind {
             "WebhookDelivery" => Kind::WebhookDelivery,
             "Video" => Kind::Video,
             "Collection" => Kind::Collection,
+            "Group" => Kind::Group,
+            "Comment" => Kind::Comment,
+            "Highlight" => Kind::Highlight,
             _ => return None,
         })
     }

@@ -1,11 +1,14 @@
 //! Pure types and rules: no I/O. Values with rules are newtypes with fallible constructors, so
 //! after the GraphQL layer nothing handles raw strings.
 
+pub mod comments;
 pub mod content;
 pub mod crypto;
 pub mod delivery;
 pub mod event;
+pub mod groups;
 pub mod ids;
+pub mod members;
 pub mod net;
 pub mod retry;
 pub mod time;
@@ -16,9 +19,23 @@ pub mod webhook;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Invalid {
-    /// The input field, as named in the GraphQL input (`secrets`, `collectionIds`).
+    /// The input field, as named in the GraphQL input (`secrets`, `collectionIds`); `""` when
+    /// the rule concerns the input as a whole.
     pub field: &'static str,
     pub message: String,
+    pub fault: Fault,
+}
+
+/// What kind of fault an [`Invalid`] input is (the API reports each as an error type of its
+/// own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The input breaks a rule.
+    Rule,
+    /// The input names an object that does not exist (or not in the caller's channel).
+    Missing,
+    /// The caller may not do this to the object the input names.
+    Forbidden,
 }
 
 impl Invalid {
@@ -26,6 +43,23 @@ impl Invalid {
         Invalid {
             field,
             message: message.into(),
+            fault: Fault::Rule,
+        }
+    }
+
+    /// The input `field` names an object that does not exist.
+    pub fn missing(field: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            fault: Fault::Missing,
+            ..Invalid::new(field, message)
+        }
+    }
+
+    /// The caller may not do this to the object that input `field` names.
+    pub fn forbidden(field: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            fault: Fault::Forbidden,
+            ..Invalid::new(field, message)
         }
     }
 }

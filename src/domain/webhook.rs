@@ -20,26 +20,39 @@ pub const LISTENER_SCHEME: &str = "herald-listen";
 pub enum WebhookEvent {
     Video,
     Collection,
+    Member,
+    Group,
+    Comment,
+    Highlight,
     /// herald's own notices about the channel's webhooks (`webhook.disabled`): opt-in.
     Webhook,
 }
 
 impl WebhookEvent {
+    pub const ALL: [WebhookEvent; 7] = [
+        WebhookEvent::Video,
+        WebhookEvent::Collection,
+        WebhookEvent::Member,
+        WebhookEvent::Group,
+        WebhookEvent::Comment,
+        WebhookEvent::Highlight,
+        WebhookEvent::Webhook,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             WebhookEvent::Video => "VIDEO",
             WebhookEvent::Collection => "COLLECTION",
+            WebhookEvent::Member => "MEMBER",
+            WebhookEvent::Group => "GROUP",
+            WebhookEvent::Comment => "COMMENT",
+            WebhookEvent::Highlight => "HIGHLIGHT",
             WebhookEvent::Webhook => "WEBHOOK",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "VIDEO" => Some(WebhookEvent::Video),
-            "COLLECTION" => Some(WebhookEvent::Collection),
-            "WEBHOOK" => Some(WebhookEvent::Webhook),
-            _ => None,
-        }
+        WebhookEvent::ALL.into_iter().find(|e| e.as_str() == s)
     }
 }
 
@@ -50,6 +63,10 @@ pub enum DisabledReason {
     Failing,
     /// An admin disabled it.
     Manual,
+    /// Rewatch's reason for a webhook disabled when its account's status changed. A herald
+    /// channel has no account status, so herald never sets it (and no stored row holds it);
+    /// it is here so that clients written against Rewatch's schema can name it.
+    AccountStatus,
 }
 
 impl DisabledReason {
@@ -57,6 +74,7 @@ impl DisabledReason {
         match self {
             DisabledReason::Failing => "FAILING",
             DisabledReason::Manual => "MANUAL",
+            DisabledReason::AccountStatus => "ACCOUNT_STATUS",
         }
     }
 
@@ -64,6 +82,7 @@ impl DisabledReason {
         match s {
             "FAILING" => Some(DisabledReason::Failing),
             "MANUAL" => Some(DisabledReason::Manual),
+            "ACCOUNT_STATUS" => Some(DisabledReason::AccountStatus),
             _ => None,
         }
     }
@@ -193,7 +212,7 @@ pub fn parse_events(raw: &[WebhookEvent]) -> Result<Vec<WebhookEvent>, Invalid> 
     if out.is_empty() {
         return Err(Invalid::new(
             "events",
-            "subscribe to at least one event (VIDEO, COLLECTION)",
+            "subscribe to at least one event (VIDEO, COLLECTION, MEMBER, GROUP, COMMENT, HIGHLIGHT)",
         ));
     }
     Ok(out)

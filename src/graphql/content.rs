@@ -1,12 +1,15 @@
 //! Channel content mutations (admins and members). Each change emits its event: the outbox
 //! writes it with the change and sees its deliveries handed to the delivery engine.
 
-use super::objects::{CollectionObject, VideoObject};
+use super::videos::{CollectionObject, VideoObject};
 use super::{
-    actor, input_id, input_ids, made, services, viewer, Problems, UserError, VideoVisibility,
-    ViewerObject,
+    actor, input_id, input_ids, input_principals, made, services, viewer, Problems, UserError,
+    VideoVisibility, ViewerInterface,
 };
-use crate::domain::content::{self as rules, CollectionPatch, NewCollection, NewVideo, VideoPatch};
+use crate::domain::content::{
+    self as rules, CollectionPatch, ListChange, NewCollection, NewVideo, Principals, VideoPatch,
+    Visibility,
+};
 use crate::domain::ids::Kind;
 use crate::domain::Invalid;
 use crate::outbox::{CollectionChange, VideoChange};
@@ -18,6 +21,8 @@ pub struct CreateVideoInput {
     pub client_mutation_id: Option<String>,
     pub title: String,
     pub summary: Option<String>,
+    /// `DRAFT` makes it a draft, as `draft: true` does (it goes on the channel as
+    /// `ON_CHANNEL`).
     #[graphql(default_with = "VideoVisibility::OnChannel")]
     pub visibility: VideoVisibility,
     pub presented_at: Option<DateTime<Utc>>,
@@ -42,6 +47,7 @@ pub struct UpdateVideoInput {
     pub video_id: ID,
     pub title: Option<String>,
     pub summary: Option<String>,
+    /// `DRAFT` only for a draft: a video on the channel cannot go back to draft.
     pub visibility: Option<VideoVisibility>,
     pub presented_at: MaybeUndefined<DateTime<Utc>>,
     pub duration: MaybeUndefined<f64>,
@@ -63,7 +69,9 @@ pub struct CreateCollectionInput {
     #[graphql(default = false)]
     pub secret: bool,
     pub parent_id: Option<ID>,
+    /// Users and groups.
     pub admin_ids: Option<Vec<ID>>,
+    /// Users and groups.
     pub member_ids: Option<Vec<ID>>,
 }
 
@@ -76,7 +84,9 @@ pub struct UpdateCollectionInput {
     pub secret: Option<bool>,
     /// `null` makes it a top-level collection.
     pub parent_id: MaybeUndefined<ID>,
+    /// Users and groups: replaces the whole list.
     pub admin_ids: Option<Vec<ID>>,
+    /// Users and groups: replaces the whole list.
     pub member_ids: Option<Vec<ID>>,
 }
 
@@ -90,7 +100,7 @@ pub struct DeleteCollectionInput {
 #[derive(SimpleObject)]
 pub struct VideoPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The video after the change (for deleteVideo, as it was).
     pub video: Option<VideoObject>,
     pub errors: Vec<UserError>,
@@ -100,13 +110,37 @@ pub struct VideoPayload {
 #[derive(SimpleObject)]
 pub struct CollectionPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The collection after the change (for deleteCollection, as it was).
     pub collection: Option<CollectionObject>,
     pub errors: Vec<UserError>,
 }
 
-fn ids_of(
+/// A change to a description: `None` when not given, `Some(None)` to clear it.
+pub(super) fn description_patch(
+    p: &mut Problems,
+    given: &MaybeUndefined<String>,
+) -> Option<Option<String>> {
+    match given {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(d) => p.check(rules::parse_description(Some(d))),
+    }
+}
+
+/// A collection's admins or members, users and groups (`None` when not given).
+fn principals(
+    p: &mut Problems,
+    list: Option<&Vec<ID>>,
+    field: &'static str,
+) -> Option<Option<Principals>> {
+    match list {
+        None => Some(None),
+        Some(l) => p.check(input_principals(l, field)).map(Some),
+    }
+}
+
+pub(super) fn ids_of(
     p: &mut Problems,
     kind: Kind,
     list: Option<&Vec<ID>>,
@@ -155,12 +189,12 @@ impl ContentMutations {
                 Some(NewVideo {
                     title,
                     summary,
-                    visibility: input.visibility.into(),
+                    visibility: input.visibility.kept().unwrap_or(Visibility::OnChannel),
                     presented_at: input.presented_at.map(|t| t.timestamp_millis()),
                     duration,
                     collection_ids: colls.unwrap_or_default(),
                     tagged_user_ids: tagged.unwrap_or_default(),
-                    draft: input.draft,
+                    draft: input.draft || input.visibility == VideoVisibility::Draft,
                 })
             }
             _ => None,
@@ -171,7 +205,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "title", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -192,7 +226,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -216,7 +250,7 @@ impl ContentMutations {
                 .summary
                 .as_deref()
                 .and_then(|s| p.check(rules::parse_summary(s))),
-            visibility: input.visibility.map(Into::into),
+            visibility: input.visibility.and_then(VideoVisibility::kept),
             presented_at: match &input.presented_at {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
@@ -227,20 +261,24 @@ impl ContentMutations {
                 MaybeUndefined::Null => Some(None),
                 MaybeUndefined::Value(d) => p.check(rules::parse_duration(*d)).map(Some),
             },
-            collection_ids: ids_of(
+            collections: ids_of(
                 &mut p,
                 Kind::Collection,
                 input.collection_ids.as_ref(),
                 "collectionIds",
             )
-            .flatten(),
-            tagged_user_ids: ids_of(
+            .flatten()
+            .map(ListChange::Replace),
+            tagged_users: ids_of(
                 &mut p,
                 Kind::User,
                 input.tagged_user_ids.as_ref(),
                 "taggedUserIds",
             )
-            .flatten(),
+            .flatten()
+            .map(ListChange::Replace),
+            require_draft: input.visibility == Some(VideoVisibility::Draft),
+            ..VideoPatch::default()
         };
         let parsed = p.done(id.map(|id| VideoChange::Update(id, patch)));
         let (outbox, actor) = (&services(ctx)?.outbox, actor(ctx)?);
@@ -248,7 +286,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -269,7 +307,7 @@ impl ContentMutations {
         let (video, errors) = made(change, "videoId", VideoObject).await?;
         Ok(VideoPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             video,
             errors,
         })
@@ -291,17 +329,20 @@ impl ContentMutations {
                 .check(input_id(Kind::Collection, id, "parentId"))
                 .map(Some),
         };
-        let admins = ids_of(&mut p, Kind::User, input.admin_ids.as_ref(), "adminIds");
-        let members = ids_of(&mut p, Kind::User, input.member_ids.as_ref(), "memberIds");
+        let admins = principals(&mut p, input.admin_ids.as_ref(), "adminIds");
+        let members = principals(&mut p, input.member_ids.as_ref(), "memberIds");
         let new = match (name, description, parent, admins, members) {
             (Some(name), Some(description), Some(parent_id), Some(admins), Some(members)) => {
+                let (admins, members) = (admins.unwrap_or_default(), members.unwrap_or_default());
                 Some(NewCollection {
                     name,
                     description,
                     secret: input.secret,
                     parent_id,
-                    admin_ids: admins.unwrap_or_default(),
-                    member_ids: members.unwrap_or_default(),
+                    admin_ids: admins.users,
+                    admin_group_ids: admins.groups,
+                    member_ids: members.users,
+                    member_group_ids: members.groups,
                 })
             }
             _ => None,
@@ -312,7 +353,7 @@ impl ContentMutations {
         let (collection, errors) = made(change, "name", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             collection,
             errors,
         })
@@ -336,11 +377,7 @@ impl ContentMutations {
                 .name
                 .as_deref()
                 .and_then(|n| p.check(rules::parse_name(n))),
-            description: match &input.description {
-                MaybeUndefined::Undefined => None,
-                MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(d) => p.check(rules::parse_description(Some(d))),
-            },
+            description: description_patch(&mut p, &input.description),
             secret: input.secret,
             parent_id: match &input.parent_id {
                 MaybeUndefined::Undefined => None,
@@ -349,13 +386,12 @@ impl ContentMutations {
                     .check(input_id(Kind::Collection, pid, "parentId"))
                     .map(Some),
             },
-            admin_ids: ids_of(&mut p, Kind::User, input.admin_ids.as_ref(), "adminIds").flatten(),
-            member_ids: ids_of(&mut p, Kind::User, input.member_ids.as_ref(), "memberIds")
-                .flatten(),
+            admins: principals(&mut p, input.admin_ids.as_ref(), "adminIds").flatten(),
+            members: principals(&mut p, input.member_ids.as_ref(), "memberIds").flatten(),
         };
         if let (Some(id), Some(Some(parent))) = (id, patch.parent_id) {
             if id == parent {
-                p.0.push(UserError::at(
+                p.0.push(UserError::invalid(
                     "parentId",
                     "a collection cannot be its own parent",
                 ));
@@ -367,7 +403,7 @@ impl ContentMutations {
         let (collection, errors) = made(change, "collectionId", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             collection,
             errors,
         })
@@ -388,7 +424,7 @@ impl ContentMutations {
         let (collection, errors) = made(change, "collectionId", CollectionObject).await?;
         Ok(CollectionPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             collection,
             errors,
         })

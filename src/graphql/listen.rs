@@ -3,8 +3,8 @@
 //! receiver answered.
 
 use super::{
-    actor, input_row, internal, outcome, require_admin, services, viewer, UserError, ViewerObject,
-    WebhookEvent,
+    actor, input_row, internal, outcome, require_admin, services, viewer, UserError,
+    ViewerInterface, WebhookEvent,
 };
 use crate::domain::content::Role;
 use crate::domain::delivery::RESPONSE_BODY_CAP;
@@ -89,11 +89,10 @@ impl Subscription {
             Some(id) => Some(WebhookId::decode(&id).ok_or_else(|| Error::new("No object found"))?),
             None => None,
         };
-        let events: Vec<_> = events
-            .unwrap_or_else(|| vec![WebhookEvent::Video, WebhookEvent::Collection])
-            .into_iter()
-            .map(Into::into)
-            .collect();
+        let events: Vec<_> = match events {
+            Some(events) => events.into_iter().map(Into::into).collect(),
+            None => crate::domain::webhook::WebhookEvent::ALL.to_vec(),
+        };
         let Listening {
             webhook: hook,
             deliveries: rx,
@@ -141,7 +140,7 @@ pub struct ReportListenerAttemptInput {
 #[derive(SimpleObject)]
 pub struct ReportListenerAttemptPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// Whether an attempt was waiting for this report (it becomes the attempt's outcome).
     pub accepted: bool,
     pub errors: Vec<UserError>,
@@ -172,7 +171,7 @@ impl ListenMutations {
         let (svc, user) = (services(ctx)?, viewer(ctx)?);
         let mut accepted = false;
         let errors = if user.role != Role::Admin {
-            vec![UserError::general(super::ADMIN_ONLY)]
+            vec![UserError::forbidden(super::ADMIN_ONLY)]
         } else {
             match input_row(&input.delivery_id, "deliveryId") {
                 Err(e) => vec![e.into()],
@@ -196,7 +195,7 @@ impl ListenMutations {
         };
         Ok(ReportListenerAttemptPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             accepted,
             errors,
         })

@@ -6,25 +6,52 @@
 //! answer. Input the user can fix is reported in the payload's `errors`; internal failures are
 //! logged once, whole, and shown as an opaque message.
 
+/// Declares a mutation's payload: `clientMutationId`, `viewer`, what the mutation gives back,
+/// and `errors`.
+macro_rules! payload {
+    ($(#[$m:meta])* $name:ident { $(#[$fm:meta])* $field:ident: $ty:ty }) => {
+        $(#[$m])*
+        #[derive(async_graphql::SimpleObject)]
+        pub struct $name {
+            pub client_mutation_id: Option<String>,
+            pub viewer: ViewerInterface,
+            $(#[$fm])*
+            pub $field: $ty,
+            pub errors: Vec<UserError>,
+        }
+    };
+}
+
+mod comments;
+mod connections;
 mod content;
+mod deliveries;
+mod errors;
+mod groups;
 pub mod limits;
 mod listen;
+mod members;
 mod objects;
+mod scalars;
+mod social;
+mod users;
+mod video_details;
+mod videos;
 mod webhooks;
 
-use crate::domain::content::{Role, User};
+use crate::domain::content::{Principals, Role, User, Video, Visibility};
 use crate::domain::ids::{self, Kind, Typed};
+use crate::domain::members::MemberStatus;
 use crate::domain::net::NetPolicy;
 use crate::domain::Invalid;
-use crate::outbox::{self, Outbox};
-use crate::store::{Actor, Page, SharedStore, StoreError, Unavailable};
-use async_graphql::connection::{Connection, CursorType, Edge};
+use crate::outbox::Outbox;
+use crate::store::{Actor, SharedStore, StoreError, Unavailable};
 use async_graphql::{
-    Context, Enum, Error, ErrorExtensions, MergedObject, Object, OutputType, Schema, SchemaBuilder,
-    SimpleObject, ID,
+    Context, Enum, Error, ErrorExtensions, MergedObject, Schema, SchemaBuilder, ID,
 };
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use errors::{made, outcome, Problems, UserError};
+use scalars::Url;
+use users::ViewerInterface;
 
 pub use objects::{ChannelUrl, Node};
 
@@ -53,6 +80,10 @@ pub struct Query(objects::RootQuery);
 pub struct Mutation(
     webhooks::WebhookMutations,
     content::ContentMutations,
+    video_details::VideoDetailsMutations,
+    members::MemberMutations,
+    groups::GroupMutations,
+    comments::CommentMutations,
     listen::ListenMutations,
 );
 
@@ -64,6 +95,10 @@ pub fn schema() -> SchemaBuilder<Query, Mutation, listen::Subscription> {
         .limit_recursive_depth(limits::MAX_NESTING)
         .limit_directives(16)
         .extension(limits::Limits::default())
+        // Rewatch's schema declares these; no herald field returns them yet.
+        .register_output_type::<scalars::BigInt>()
+        .register_output_type::<scalars::Html>()
+        .register_output_type::<users::Subscribable>()
 }
 
 /// The SDL of the served schema (what `schema.graphql` holds).
@@ -79,13 +114,40 @@ fn services<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Services> {
     ctx.data::<Services>()
 }
 
+/// The viewer, as a user.
+///
+/// A user invited and not joined yet may read `viewer` and accept the invitation
+/// (`acceptInvitation`), and nothing else: everything else gets an error saying so.
 fn viewer<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a User> {
-    ctx.data::<Viewer>().map(|v| &v.0.user)
+    actor(ctx).map(|a| &a.user)
 }
 
-/// The viewer as the actor of a change.
+/// The viewer as the actor of a change (see [`viewer`] for invited users).
 fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    let actor = invited_or_not(ctx)?;
+    if actor.user.status == MemberStatus::Invited {
+        return Err(Error::new(NOT_JOINED).extend_with(|_, e| e.set("code", "FORBIDDEN")));
+    }
+    Ok(actor)
+}
+
+/// The viewer, also one invited and not joined yet.
+fn invited_or_not<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
     ctx.data::<Viewer>().map(|v| &v.0)
+}
+
+const NOT_JOINED: &str =
+    "You are invited to this channel: accept the invitation first (acceptInvitation)";
+
+/// A page of the viewer's channel on the web: `<channel URL>/<path>`. (Every object a request
+/// reads is of the viewer's channel.)
+fn web_url(ctx: &Context<'_>, path: &str) -> async_graphql::Result<Url> {
+    let template = ctx.data::<ChannelUrl>()?;
+    let subdomain = &ctx.data::<Viewer>()?.0.channel.subdomain;
+    Ok(Url(format!(
+        "{}/{path}",
+        template.0.replace("{subdomain}", subdomain)
+    )))
 }
 
 pub(crate) const ADMIN_ONLY: &str = "Only channel admins may view or modify webhooks";
@@ -96,6 +158,30 @@ fn require_admin(user: &User) -> async_graphql::Result<()> {
     } else {
         Err(Error::new(ADMIN_ONLY).extend_with(|_, e| e.set("code", "FORBIDDEN")))
     }
+}
+
+/// What `parsed` gives when `user` is an admin; anyone else gets a `PermissionError` saying
+/// `message`.
+fn admins_only<T>(
+    user: &User,
+    message: &str,
+    parsed: impl FnOnce() -> Result<T, Vec<UserError>>,
+) -> Result<T, Vec<UserError>> {
+    if user.role == Role::Admin {
+        parsed()
+    } else {
+        Err(vec![UserError::forbidden(message)])
+    }
+}
+
+/// The answer of a nullable field: on an error, `null`, with the error reported at the field,
+/// as GraphQL asks. (async-graphql would leave a failed field out of its object, so a member
+/// asking for `channel { name webhooks { … } }` would get a channel without `webhooks`.)
+fn or_null<T>(ctx: &Context<'_>, answer: async_graphql::Result<Option<T>>) -> Option<T> {
+    answer.unwrap_or_else(|e| {
+        ctx.add_error(ctx.set_error_path(e.into_server_error(ctx.item.pos)));
+        None
+    })
 }
 
 /// A failure the user cannot fix: logged whole, shown as an opaque message, unless the cause
@@ -129,10 +215,10 @@ impl Failure for StoreError {
     }
 }
 
-impl Failure for outbox::Error {
+impl Failure for crate::outbox::Error {
     fn unavailable(&self) -> Option<Unavailable> {
         match self {
-            outbox::Error::Internal(e) => e.unavailable(),
+            crate::outbox::Error::Internal(e) => e.unavailable(),
             _ => None,
         }
     }
@@ -147,96 +233,22 @@ fn found<T>(r: Result<T, StoreError>) -> async_graphql::Result<Option<T>> {
     }
 }
 
-/// A problem with the input, reported in a mutation's payload.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct UserError {
-    pub message: String,
-    /// The input field at fault, e.g. `["input", "secrets"]`.
-    pub path: Option<Vec<String>>,
-}
-
-impl UserError {
-    fn at(field: &str, message: impl Into<String>) -> Self {
-        UserError {
-            message: message.into(),
-            path: Some(vec!["input".into(), field.into()]),
-        }
-    }
-
-    fn general(message: impl Into<String>) -> Self {
-        UserError {
-            message: message.into(),
-            path: None,
-        }
-    }
-}
-
-impl From<Invalid> for UserError {
-    fn from(i: Invalid) -> Self {
-        UserError::at(i.field, i.message)
-    }
-}
-
-/// Collects every rule an input breaks, so one answer lists all there is to fix.
-#[derive(Default)]
-struct Problems(Vec<UserError>);
-
-impl Problems {
-    fn check<T>(&mut self, r: Result<T, Invalid>) -> Option<T> {
-        r.map_err(|e| self.0.push(e.into())).ok()
-    }
-
-    /// The value when no rule was broken, else every problem found.
-    fn done<T>(self, value: Option<T>) -> Result<T, Vec<UserError>> {
-        match value {
-            Some(v) if self.0.is_empty() => Ok(v),
-            _ => Err(self.0),
-        }
-    }
-}
-
-/// What a change through the outbox came to: a value, or errors for the payload (not found is
-/// reported at `id_field`).
-fn outcome<T>(
-    r: Result<T, outbox::Error>,
-    id_field: &str,
-) -> async_graphql::Result<Result<T, Vec<UserError>>> {
-    match r {
-        Ok(v) => Ok(Ok(v)),
-        Err(outbox::Error::NotFound) => Ok(Err(vec![UserError::at(id_field, "No object found")])),
-        Err(outbox::Error::Invalid(i)) => Ok(Err(vec![i.into()])),
-        Err(e) => Err(internal(e)),
-    }
-}
-
-/// What a change through the outbox came to, shaped for its payload: the object `wrap` makes,
-/// or the errors (input that did not parse, or the outbox's; not found is at `id_field`).
-async fn made<T, O>(
-    change: Result<impl std::future::Future<Output = Result<T, outbox::Error>>, Vec<UserError>>,
-    id_field: &str,
-    wrap: impl FnOnce(T) -> O,
-) -> async_graphql::Result<(Option<O>, Vec<UserError>)> {
-    let change = match change {
-        Ok(change) => change,
-        Err(errors) => return Ok((None, errors)),
-    };
-    Ok(match outcome(change.await, id_field)? {
-        Ok(value) => (Some(wrap(value)), Vec::new()),
-        Err(errors) => (None, errors),
-    })
-}
-
 /// Decodes an input ID of type `kind`; another type or garbage is "No object found".
 fn input_id(kind: Kind, id: &ID, field: &'static str) -> Result<i64, Invalid> {
-    ids::decode(kind, id).ok_or_else(|| Invalid::new(field, "No object found"))
+    ids::decode(kind, id).ok_or_else(|| Invalid::missing(field, "No object found"))
 }
 
 /// Decodes an input ID of a typed row; another type or garbage is "No object found".
 fn input_row<T: Typed>(id: &ID, field: &'static str) -> Result<T, Invalid> {
-    T::decode(id).ok_or_else(|| Invalid::new(field, "No object found"))
+    T::decode(id).ok_or_else(|| Invalid::missing(field, "No object found"))
 }
 
-fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, Invalid> {
+/// Decodes a list of input IDs, each of one of `kinds`, repeats dropped.
+fn input_refs(
+    kinds: &[Kind],
+    list: &[ID],
+    field: &'static str,
+) -> Result<Vec<(Kind, i64)>, Invalid> {
     if list.len() > crate::domain::content::MAX_IDS {
         return Err(Invalid::new(
             field,
@@ -245,96 +257,39 @@ fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, I
     }
     let mut out = Vec::with_capacity(list.len());
     for id in list {
-        let n = ids::decode(kind, id).ok_or_else(|| {
-            Invalid::new(field, format!("No object found for ID {}", id.as_str()))
+        let found = ids::decode_any(id).filter(|(kind, _)| kinds.contains(kind));
+        let found = found.ok_or_else(|| {
+            Invalid::missing(field, format!("No object found for ID {}", id.as_str()))
         })?;
-        if !out.contains(&n) {
-            out.push(n);
+        if !out.contains(&found) {
+            out.push(found);
         }
     }
     Ok(out)
 }
 
-/// The viewer of a mutation payload.
-pub struct ViewerObject(User);
-
-#[Object(name = "Viewer")]
-impl ViewerObject {
-    /// The viewer's user ID.
-    async fn id(&self) -> ID {
-        ID(self.0.id.global())
-    }
-
-    async fn user(&self) -> objects::UserObject {
-        objects::UserObject(self.0.clone())
-    }
+fn input_ids(kind: Kind, list: &[ID], field: &'static str) -> Result<Vec<i64>, Invalid> {
+    let refs = input_refs(&[kind], list, field)?;
+    Ok(refs.into_iter().map(|(_, n)| n).collect())
 }
 
-/// A connection cursor: an opaque token for a row's position.
-pub struct Cursor(pub i64);
-
-impl CursorType for Cursor {
-    type Error = &'static str;
-
-    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
-        let raw = URL_SAFE_NO_PAD.decode(s).map_err(|_| "invalid cursor")?;
-        let text = std::str::from_utf8(&raw).map_err(|_| "invalid cursor")?;
-        text.strip_prefix("cursor:")
-            .and_then(|n| n.parse().ok())
-            .map(Cursor)
-            .ok_or("invalid cursor")
+/// A collection's admins or members as an input names them: users and groups, by ID.
+fn input_principals(list: &[ID], field: &'static str) -> Result<Principals, Invalid> {
+    let mut out = Principals::default();
+    for (kind, n) in input_refs(&[Kind::User, Kind::Group], list, field)? {
+        match kind {
+            Kind::Group => out.groups.push(n),
+            _ => out.users.push(n),
+        }
     }
-
-    fn encode_cursor(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("cursor:{}", self.0))
-    }
-}
-
-/// Reads `first` and `after` into a page that fetches one row more than asked (to tell
-/// whether there is a next page).
-fn page(first: Option<i32>, after: Option<String>) -> async_graphql::Result<(Page, usize)> {
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    if !(0..=MAX_PAGE).contains(&first) {
-        return Err(Error::new(format!(
-            "first must be between 0 and {MAX_PAGE}"
-        )));
-    }
-    let after = match after {
-        None => None,
-        Some(a) => Some(Cursor::decode_cursor(&a).map_err(Error::new)?.0),
-    };
-    let want = usize::try_from(first).unwrap_or(0);
-    Ok((
-        Page {
-            after,
-            limit: i64::from(first) + 1,
-        },
-        want,
-    ))
-}
-
-/// Builds a connection from rows fetched with [`page`].
-fn connection<T, N: OutputType>(
-    mut rows: Vec<T>,
-    want: usize,
-    key: impl Fn(&T) -> i64,
-    node: impl Fn(T) -> N,
-) -> Connection<Cursor, N> {
-    let has_next = rows.len() > want;
-    rows.truncate(want);
-    let mut conn = Connection::new(false, has_next);
-    conn.edges.extend(
-        rows.into_iter()
-            .map(|r| Edge::new(Cursor(key(&r)), node(r))),
-    );
-    conn
+    Ok(out)
 }
 
 macro_rules! graphql_enum {
-    ($(#[$m:meta])* $name:ident : $domain:ty { $($variant:ident => $dv:ident),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident : $domain:ty { $($(#[$vm:meta])* $variant:ident => $dv:ident),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vm])* $variant),+ }
 
         impl From<$domain> for $name {
             fn from(v: $domain) -> Self {
@@ -353,8 +308,21 @@ macro_rules! graphql_enum {
 graphql_enum!(
     /// What a webhook subscribes to.
     WebhookEvent: crate::domain::webhook::WebhookEvent {
+        /// A video was added to the channel from draft state, its details were updated, or it
+        /// was deleted.
         Video => Video,
+        /// A collection was created, updated, or deleted.
         Collection => Collection,
+        /// A member was invited to the channel, joined, was deactivated, or got another role.
+        Member => Member,
+        /// A group was created, updated, or deleted.
+        Group => Group,
+        /// A comment was created, or removed.
+        Comment => Comment,
+        /// A highlight was created, or deleted.
+        Highlight => Highlight,
+        /// herald disabled one of the channel's webhooks (`webhook.disabled`). Opt-in: only
+        /// webhooks that name it get it.
         Webhook => Webhook,
     }
 );
@@ -366,6 +334,17 @@ graphql_enum!(
         CollectionCreated => CollectionCreated,
         CollectionUpdated => CollectionUpdated,
         CollectionDeleted => CollectionDeleted,
+        MemberInvited => MemberInvited,
+        MemberJoined => MemberJoined,
+        MemberDeactivated => MemberDeactivated,
+        MemberUpdated => MemberUpdated,
+        GroupCreated => GroupCreated,
+        GroupUpdated => GroupUpdated,
+        GroupDeleted => GroupDeleted,
+        CommentCreated => CommentCreated,
+        CommentRemoved => CommentRemoved,
+        HighlightCreated => HighlightCreated,
+        HighlightDeleted => HighlightDeleted,
         Ping => Ping,
         WebhookDisabled => WebhookDisabled,
     }
@@ -385,11 +364,50 @@ graphql_enum!(
     }
 );
 graphql_enum!(
-    WebhookDisabledReason: crate::domain::webhook::DisabledReason { Failing => Failing, Manual => Manual }
+    WebhookDisabledReason: crate::domain::webhook::DisabledReason {
+        /// The webhook was disabled automatically due to an account status change (Rewatch's;
+        /// herald never sets it).
+        AccountStatus => AccountStatus,
+        /// The webhook was disabled automatically: its deliveries failed for
+        /// `HERALD_DISABLE_AFTER_SECS`, or its receiver answered `410 Gone`.
+        Failing => Failing,
+        /// The webhook was manually disabled by a channel admin.
+        Manual => Manual,
+    }
 );
-graphql_enum!(
-    VideoVisibility: crate::domain::content::Visibility { OnChannel => OnChannel, Private => Private }
-);
+
+/// Who may watch a video: `DRAFT` while it is a draft, then one of the others.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum VideoVisibility {
+    /// Not on the channel yet (see `publishVideo`).
+    Draft,
+    /// Anyone with the video's link.
+    LinkOnly,
+    OnChannel,
+    Private,
+}
+
+impl VideoVisibility {
+    fn of(video: &Video) -> Self {
+        match (video.draft, video.visibility) {
+            (true, _) => VideoVisibility::Draft,
+            (false, Visibility::LinkOnly) => VideoVisibility::LinkOnly,
+            (false, Visibility::OnChannel) => VideoVisibility::OnChannel,
+            (false, Visibility::Private) => VideoVisibility::Private,
+        }
+    }
+
+    /// The visibility a video keeps (once on the channel); `None` for `DRAFT`, a state rather
+    /// than a visibility.
+    fn kept(self) -> Option<Visibility> {
+        match self {
+            VideoVisibility::Draft => None,
+            VideoVisibility::LinkOnly => Some(Visibility::LinkOnly),
+            VideoVisibility::OnChannel => Some(Visibility::OnChannel),
+            VideoVisibility::Private => Some(Visibility::Private),
+        }
+    }
+}
 graphql_enum!(
     UserRole: crate::domain::content::Role { Admin => Admin, Member => Member }
 );

@@ -1,17 +1,18 @@
-//! Queries and the objects they return.
+//! The query root, the `Node` interface and the channel.
 
+use super::connections::{connection, paged, Cursor, Total, WebhooksOrder, Window};
+use super::deliveries::{DeliveryObject, WebhookObject};
+use super::scalars::Url;
+use super::social::{CommentObject, GroupObject, HighlightObject};
+use super::users::{UnknownUser, UserObject, ViewerInterface};
+use super::videos::{CollectionObject, VideoObject};
 use super::{
-    connection, found, internal, page, require_admin, services, viewer, Cursor, UserRole,
-    VideoVisibility, ViewerObject, WebhookDeliveryAttemptResult, WebhookDeliveryEvent,
-    WebhookDeliveryStatus, WebhookDisabledReason, WebhookEvent,
+    found, internal, invited_or_not, or_null, require_admin, services, viewer, WebhookEvent,
 };
-use crate::domain::content::{Channel, Collection, User, Video};
-use crate::domain::delivery::{Attempt, Delivery};
-use crate::domain::event;
-use crate::domain::ids::{self, encode, ChannelId, DeliveryId, Kind, Typed, WebhookId};
+use crate::domain::content::Channel;
+use crate::domain::ids::{self, ChannelId, DeliveryId, Kind, Typed, UserId, WebhookId};
 use crate::domain::time::from_ms;
-use crate::domain::webhook::Webhook;
-use crate::store::{DeliveryFilter, WebhookFilter};
+use crate::store::{Listing, Order, WebhookFilter};
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Interface, Object, Result, ID};
 use chrono::{DateTime, Utc};
@@ -26,6 +27,10 @@ pub enum Node {
     WebhookDelivery(DeliveryObject),
     Video(VideoObject),
     Collection(CollectionObject),
+    Group(GroupObject),
+    Comment(CommentObject),
+    Highlight(HighlightObject),
+    UnknownUser(UnknownUser),
 }
 
 #[derive(Default)]
@@ -34,8 +39,8 @@ pub struct RootQuery;
 #[Object]
 impl RootQuery {
     /// The user the request's token belongs to.
-    async fn viewer(&self, ctx: &Context<'_>) -> Result<ViewerObject> {
-        Ok(ViewerObject(viewer(ctx)?.clone()))
+    async fn viewer(&self, ctx: &Context<'_>) -> Result<ViewerInterface> {
+        Ok(ViewerInterface::of(&invited_or_not(ctx)?.user))
     }
 
     /// The viewer's channel.
@@ -49,8 +54,8 @@ impl RootQuery {
     }
 
     /// The object with this global ID, if it exists in the viewer's channel.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
-        resolve_node(ctx, &id).await
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Option<Node> {
+        or_null(ctx, resolve_node(ctx, &id).await)
     }
 
     /// The objects with these global IDs, `null` for each one not found.
@@ -58,12 +63,12 @@ impl RootQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(validator(max_items = 100))] ids: Vec<ID>,
-    ) -> Result<Vec<Option<Node>>> {
+    ) -> Vec<Option<Node>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
-            out.push(resolve_node(ctx, id).await?);
+            out.push(or_null(ctx, resolve_node(ctx, id).await));
         }
-        Ok(out)
+        out
     }
 }
 
@@ -95,31 +100,14 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
         Kind::Collection => {
             found(store.collection(ch, n).await)?.map(|c| Node::Collection(CollectionObject(c)))
         }
+        Kind::Group => found(store.group(ch, n).await)?.map(|g| Node::Group(GroupObject(g))),
+        Kind::Comment => {
+            found(store.comment(ch, n).await)?.map(|c| Node::Comment(CommentObject(c)))
+        }
+        Kind::Highlight => {
+            found(store.highlight(ch, n).await)?.map(|h| Node::Highlight(HighlightObject(h)))
+        }
     })
-}
-
-pub struct UserObject(pub User);
-
-#[Object(name = "User")]
-impl UserObject {
-    async fn id(&self) -> ID {
-        ID(self.0.id.global())
-    }
-    async fn first_name(&self) -> &str {
-        &self.0.first_name
-    }
-    async fn last_name(&self) -> &str {
-        &self.0.last_name
-    }
-    async fn email(&self) -> &str {
-        &self.0.email
-    }
-    async fn role(&self) -> UserRole {
-        self.0.role.into()
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.created_at)
-    }
 }
 
 pub struct ChannelObject(pub Channel);
@@ -132,42 +120,80 @@ impl ChannelObject {
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The URL subdomain of the channel.
     async fn subdomain(&self) -> &str {
         &self.0.subdomain
     }
     /// The channel's public URL (`HERALD_CHANNEL_URL`).
-    async fn url(&self, ctx: &Context<'_>) -> Result<String> {
+    async fn url(&self, ctx: &Context<'_>) -> Result<Url> {
         let template = ctx.data::<ChannelUrl>()?;
-        Ok(template.0.replace("{subdomain}", &self.0.subdomain))
+        Ok(Url(template.0.replace("{subdomain}", &self.0.subdomain)))
     }
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
+    /// herald has no channel images: always `null`.
+    async fn header_image_url(&self) -> Option<Url> {
+        None
+    }
+    /// herald has no channel images: always `null`.
+    async fn logo_url(&self) -> Option<Url> {
+        None
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         from_ms(self.0.created_at)
     }
+    /// A channel does not change once created: its creation time.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        from_ms(self.0.created_at)
+    }
 
-    /// The channel's webhooks (admins only).
+    /// The configured webhooks on this channel, oldest first unless `orderBy` says otherwise.
+    /// Only channel admins can see them: for anyone else this is `null`, with an error.
+    #[allow(clippy::too_many_arguments)]
     async fn webhooks(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         enabled: Option<bool>,
         event: Option<WebhookEvent>,
-    ) -> Result<Connection<Cursor, WebhookObject>> {
-        require_admin(viewer(ctx)?)?;
-        let (p, want) = page(first, after)?;
-        let filter = WebhookFilter {
-            enabled,
-            event: event.map(Into::into),
+        #[graphql(validator(max_items = 100))] ids: Option<Vec<ID>>,
+        order_by: Option<WebhooksOrder>,
+    ) -> Option<Connection<Cursor, WebhookObject, Total>> {
+        let answer = async {
+            require_admin(viewer(ctx)?)?;
+            let window = Window::new(first, after, last, before);
+            let page = window.page(order_by.map_or(Order::Ascending, |o| o.direction.into()))?;
+            // An ID of another type names no webhook.
+            let ids = ids.map(|ids| {
+                ids.iter()
+                    .filter_map(|id| WebhookId::decode(id))
+                    .map(WebhookId::get)
+                    .collect()
+            });
+            let filter = WebhookFilter {
+                enabled,
+                event: event.map(Into::into),
+                ids,
+            };
+            let rows = services(ctx)?
+                .store
+                .list_webhooks(self.0.id, &filter, page.0)
+                .await
+                .map_err(internal)?;
+            let total = Total::of(self.0.id, Listing::Webhooks(filter));
+            Ok(Some(connection(
+                rows,
+                page,
+                total,
+                |w| w.id.get(),
+                WebhookObject,
+            )))
         };
-        let rows = services(ctx)?
-            .store
-            .list_webhooks(self.0.id, &filter, p)
-            .await
-            .map_err(internal)?;
-        Ok(connection(rows, want, |w| w.id.get(), WebhookObject))
+        or_null(ctx, answer.await)
     }
 
     async fn videos(
@@ -175,14 +201,14 @@ impl ChannelObject {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<Cursor, VideoObject>> {
-        let (p, want) = page(first, after)?;
-        let rows = services(ctx)?
-            .store
-            .list_videos(self.0.id, p)
-            .await
-            .map_err(internal)?;
-        Ok(connection(rows, want, |v| v.id, VideoObject))
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<Cursor, VideoObject, Total>> {
+        let (store, id) = (&services(ctx)?.store, self.0.id);
+        let window = Window::new(first, after, last, before);
+        let total = Total::of(id, Listing::Videos);
+        let read = |page| store.list_videos(id, page);
+        paged(window, Order::Ascending, total, read, |v| v.id, VideoObject).await
     }
 
     async fn collections(
@@ -190,337 +216,90 @@ impl ChannelObject {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<Cursor, CollectionObject>> {
-        let (p, want) = page(first, after)?;
-        let rows = services(ctx)?
-            .store
-            .list_collections(self.0.id, p)
-            .await
-            .map_err(internal)?;
-        Ok(connection(rows, want, |c| c.id, CollectionObject))
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<Cursor, CollectionObject, Total>> {
+        let (store, id) = (&services(ctx)?.store, self.0.id);
+        let window = Window::new(first, after, last, before);
+        let total = Total::of(id, Listing::Collections);
+        let read = |page| store.list_collections(id, page);
+        paged(
+            window,
+            Order::Ascending,
+            total,
+            read,
+            |c| c.id,
+            CollectionObject,
+        )
+        .await
     }
 
+    /// The channel's user groups, oldest first.
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<Cursor, GroupObject, Total>> {
+        let (store, id) = (&services(ctx)?.store, self.0.id);
+        let window = Window::new(first, after, last, before);
+        let total = Total::of(id, Listing::Groups);
+        let read = |page| store.list_groups(id, page);
+        paged(window, Order::Ascending, total, read, |g| g.id, GroupObject).await
+    }
+
+    /// A user of this channel.
+    async fn user(&self, ctx: &Context<'_>, id: ID) -> Result<Option<UserObject>> {
+        let Some(id) = UserId::decode(&id) else {
+            return Ok(None);
+        };
+        let mut users = services(ctx)?
+            .store
+            .users(self.0.id, &[id.get()])
+            .await
+            .map_err(internal)?;
+        Ok(users.pop().map(UserObject))
+    }
+
+    /// The users of this channel, oldest first.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<Cursor, UserObject, Total>> {
+        let (store, id) = (&services(ctx)?.store, self.0.id);
+        let window = Window::new(first, after, last, before);
+        let total = Total::of(id, Listing::Users);
+        let read = |page| store.list_users(id, page);
+        paged(
+            window,
+            Order::Ascending,
+            total,
+            read,
+            |u| u.id.get(),
+            UserObject,
+        )
+        .await
+    }
+
+    /// The same as `users` (herald's earlier name).
     async fn members(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> Result<Connection<Cursor, UserObject>> {
-        let (p, want) = page(first, after)?;
-        let rows = services(ctx)?
-            .store
-            .list_users(self.0.id, p)
-            .await
-            .map_err(internal)?;
-        Ok(connection(rows, want, |u| u.id.get(), UserObject))
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<Cursor, UserObject, Total>> {
+        self.users(ctx, first, after, last, before).await
     }
 }
 
 /// The channel URL template, as schema data.
 #[derive(Clone)]
 pub struct ChannelUrl(pub String);
-
-pub struct WebhookObject(pub Webhook);
-
-#[Object(name = "Webhook")]
-impl WebhookObject {
-    async fn id(&self) -> ID {
-        ID(self.0.id.global())
-    }
-    async fn url(&self) -> &str {
-        &self.0.url
-    }
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-    async fn enabled(&self) -> bool {
-        self.0.enabled
-    }
-    async fn disabled_reason(&self) -> Option<WebhookDisabledReason> {
-        self.0.disabled_reason.map(Into::into)
-    }
-    /// Re-attempts after a failed attempt.
-    async fn retries(&self) -> i64 {
-        self.0.retries
-    }
-    /// While the webhook's receiver keeps failing, herald holds its deliveries back until this
-    /// time (then tries one); `null` when it does not. A success (from a delivery, `testWebhook`
-    /// or `redeliverWebhookDelivery`) or a new URL ends it. Kept by each herald process for
-    /// itself.
-    async fn paused_until(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        Ok(services(ctx)?.outbox.paused_until(self.0.id).map(from_ms))
-    }
-    async fn events(&self) -> Vec<WebhookEvent> {
-        self.0.events.iter().map(|e| (*e).into()).collect()
-    }
-    /// How many secrets sign each delivery (the secrets themselves are never readable).
-    async fn secret_count(&self) -> usize {
-        self.0.secrets.len()
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.created_at)
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.updated_at)
-    }
-    async fn creator(&self, ctx: &Context<'_>) -> Result<Option<UserObject>> {
-        let Some(id) = self.0.creator_id else {
-            return Ok(None);
-        };
-        let mut users = services(ctx)?
-            .store
-            .users(self.0.channel_id, &[id.get()])
-            .await
-            .map_err(internal)?;
-        Ok(users.pop().map(UserObject))
-    }
-
-    /// The delivery log, newest first.
-    async fn deliveries(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        status: Option<WebhookDeliveryStatus>,
-        #[graphql(validator(max_items = 100))] nonces: Option<Vec<String>>,
-    ) -> Result<Connection<Cursor, DeliveryObject>> {
-        let (p, want) = page(first, after)?;
-        for n in nonces.iter().flatten() {
-            crate::domain::plain_text("nonces", "a nonce", n)
-                .map_err(|e| async_graphql::Error::new(e.message))?;
-        }
-        let filter = DeliveryFilter {
-            status: status.map(Into::into),
-            nonces,
-        };
-        let rows = services(ctx)?
-            .store
-            .list_deliveries(self.0.channel_id, self.0.id, &filter, p)
-            .await
-            .map_err(internal)?;
-        Ok(connection(rows, want, |d| d.id.get(), DeliveryObject))
-    }
-}
-
-pub struct DeliveryObject(pub Delivery);
-
-#[Object(name = "WebhookDelivery")]
-impl DeliveryObject {
-    async fn id(&self) -> ID {
-        ID(self.0.id.global())
-    }
-    /// Sent as `Rewatch-Hook-Delivery-Nonce` and `webhook-id`; the same for every attempt.
-    async fn nonce(&self) -> &str {
-        &self.0.nonce
-    }
-    async fn event(&self) -> WebhookDeliveryEvent {
-        self.0.event.into()
-    }
-    async fn status(&self) -> WebhookDeliveryStatus {
-        self.0.status.into()
-    }
-    /// Re-attempts made so far: every attempt in `attempts` but the first.
-    async fn retries(&self) -> i64 {
-        self.0.retries
-    }
-    /// Where the latest attempt went (before any, where the first will go).
-    async fn url(&self) -> &str {
-        &self.0.url
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.created_at)
-    }
-    /// When the next attempt is due, while the delivery is `PENDING` or `RETRYING`.
-    async fn next_attempt_at(&self) -> Option<DateTime<Utc>> {
-        use crate::domain::delivery::DeliveryStatus::{Pending, Retrying};
-        matches!(self.0.status, Pending | Retrying).then(|| from_ms(self.0.next_attempt_at))
-    }
-    /// The body exactly as sent (the same bytes for every attempt).
-    async fn body(&self, ctx: &Context<'_>) -> Result<String> {
-        let data = services(ctx)?
-            .store
-            .event_data(self.0.event_id)
-            .await
-            .map_err(internal)?;
-        Ok(event::body(
-            &self.0.webhook_id.global(),
-            &self.0.nonce,
-            self.0.event_at,
-            self.0.event.as_str(),
-            &data,
-        ))
-    }
-    /// Every attempt, oldest first.
-    async fn attempts(&self, ctx: &Context<'_>) -> Result<Vec<AttemptObject>> {
-        let rows = services(ctx)?
-            .store
-            .attempts(self.0.id)
-            .await
-            .map_err(internal)?;
-        // Attempts recorded after the delivery was read are left for the next read.
-        let known = usize::try_from(self.0.attempts).unwrap_or(0);
-        Ok(rows.into_iter().take(known).map(AttemptObject).collect())
-    }
-}
-
-pub struct AttemptObject(pub Attempt);
-
-#[Object(name = "WebhookDeliveryAttempt")]
-impl AttemptObject {
-    async fn at(&self) -> DateTime<Utc> {
-        from_ms(self.0.at)
-    }
-    /// The receiver's HTTP status, when it answered.
-    async fn code(&self) -> Option<i64> {
-        self.0.code
-    }
-    /// What went wrong, when something did.
-    async fn message(&self) -> Option<&str> {
-        self.0.message.as_deref()
-    }
-    async fn result(&self) -> WebhookDeliveryAttemptResult {
-        self.0.result.into()
-    }
-    async fn url(&self) -> &str {
-        &self.0.url
-    }
-    async fn duration_ms(&self) -> i64 {
-        self.0.duration_ms
-    }
-    /// The start of the receiver's answer (at most 4096 bytes).
-    async fn response_body(&self) -> Option<&str> {
-        self.0.response_body.as_deref()
-    }
-}
-
-pub struct VideoObject(pub Video);
-
-#[Object(name = "Video")]
-impl VideoObject {
-    async fn id(&self) -> ID {
-        ID(encode(Kind::Video, self.0.id))
-    }
-    async fn title(&self) -> &str {
-        &self.0.title
-    }
-    async fn summary(&self) -> &str {
-        &self.0.summary
-    }
-    async fn visibility(&self) -> VideoVisibility {
-        self.0.visibility.into()
-    }
-    async fn presented_at(&self) -> Option<DateTime<Utc>> {
-        self.0.presented_at.map(from_ms)
-    }
-    /// Seconds.
-    async fn duration(&self) -> Option<f64> {
-        self.0.duration
-    }
-    async fn draft(&self) -> bool {
-        self.0.draft
-    }
-    async fn url(&self, ctx: &Context<'_>) -> Result<String> {
-        let channel = services(ctx)?
-            .store
-            .channel(self.0.channel_id)
-            .await
-            .map_err(internal)?;
-        let template = ctx.data::<ChannelUrl>()?;
-        Ok(format!(
-            "{}/video/{}/{}",
-            template.0.replace("{subdomain}", &channel.subdomain),
-            self.0.id,
-            self.0.slug
-        ))
-    }
-    async fn collections(&self, ctx: &Context<'_>) -> Result<Vec<CollectionObject>> {
-        let rows = services(ctx)?
-            .store
-            .collections(self.0.channel_id, &self.0.collection_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(CollectionObject).collect())
-    }
-    async fn tagged_users(&self, ctx: &Context<'_>) -> Result<Vec<UserObject>> {
-        let rows = services(ctx)?
-            .store
-            .users(self.0.channel_id, &self.0.tagged_user_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(UserObject).collect())
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.created_at)
-    }
-    async fn updated_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.updated_at)
-    }
-}
-
-pub struct CollectionObject(pub Collection);
-
-#[Object(name = "Collection")]
-impl CollectionObject {
-    async fn id(&self) -> ID {
-        ID(encode(Kind::Collection, self.0.id))
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
-    }
-    async fn secret(&self) -> bool {
-        self.0.secret
-    }
-    async fn url(&self, ctx: &Context<'_>) -> Result<String> {
-        let channel = services(ctx)?
-            .store
-            .channel(self.0.channel_id)
-            .await
-            .map_err(internal)?;
-        let template = ctx.data::<ChannelUrl>()?;
-        Ok(format!(
-            "{}/collection/{}/{}",
-            template.0.replace("{subdomain}", &channel.subdomain),
-            self.0.id,
-            self.0.slug
-        ))
-    }
-    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<CollectionObject>> {
-        let Some(p) = self.0.parent_id else {
-            return Ok(None);
-        };
-        Ok(
-            found(services(ctx)?.store.collection(self.0.channel_id, p).await)?
-                .map(CollectionObject),
-        )
-    }
-    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<CollectionObject>> {
-        let rows = services(ctx)?
-            .store
-            .child_collections(self.0.channel_id, self.0.id)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(CollectionObject).collect())
-    }
-    async fn admins(&self, ctx: &Context<'_>) -> Result<Vec<UserObject>> {
-        let rows = services(ctx)?
-            .store
-            .users(self.0.channel_id, &self.0.admin_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(UserObject).collect())
-    }
-    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<UserObject>> {
-        let rows = services(ctx)?
-            .store
-            .users(self.0.channel_id, &self.0.member_ids)
-            .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(UserObject).collect())
-    }
-    async fn created_at(&self) -> DateTime<Utc> {
-        from_ms(self.0.created_at)
-    }
-}

@@ -1,8 +1,9 @@
 //! Webhook mutations (admins only).
 
-use super::objects::{DeliveryObject, WebhookObject};
+use super::deliveries::{DeliveryObject, WebhookObject};
+use super::scalars::Url;
 use super::{
-    actor, input_row, made, outcome, services, viewer, Problems, UserError, ViewerObject,
+    actor, input_row, made, outcome, services, viewer, Problems, UserError, ViewerInterface,
     WebhookDeliveryStatus, WebhookEvent, ADMIN_ONLY,
 };
 use crate::domain::content::Role;
@@ -19,7 +20,7 @@ use chrono::{DateTime, Utc};
 pub struct CreateWebhookInput {
     pub client_mutation_id: Option<String>,
     /// Absolute `https://` URL (also `http://` in dev mode).
-    pub url: String,
+    pub url: Url,
     /// At most 1000 characters.
     pub description: Option<String>,
     /// At least one.
@@ -39,7 +40,7 @@ pub struct CreateWebhookInput {
 pub struct UpdateWebhookInput {
     pub client_mutation_id: Option<String>,
     pub webhook_id: ID,
-    pub url: Option<String>,
+    pub url: Option<Url>,
     /// `null` clears it.
     pub description: MaybeUndefined<String>,
     pub events: Option<Vec<WebhookEvent>>,
@@ -68,7 +69,7 @@ pub struct RedeliverWebhookDeliveryInput {
 #[derive(SimpleObject)]
 pub struct WebhookDeliveryPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The delivery, with the attempt just made last in its `attempts`.
     pub delivery: Option<DeliveryObject>,
     pub errors: Vec<UserError>,
@@ -90,7 +91,7 @@ pub struct RedeliverWebhookDeliveriesInput {
 #[derive(SimpleObject)]
 pub struct RedeliverWebhookDeliveriesPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// How many deliveries are being queued again.
     pub count: Option<i64>,
     pub errors: Vec<UserError>,
@@ -105,7 +106,7 @@ pub struct DeleteWebhookInput {
 #[derive(SimpleObject)]
 pub struct CreateWebhookPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     pub webhook: Option<WebhookObject>,
     pub errors: Vec<UserError>,
 }
@@ -113,7 +114,7 @@ pub struct CreateWebhookPayload {
 #[derive(SimpleObject)]
 pub struct UpdateWebhookPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     pub webhook: Option<WebhookObject>,
     pub errors: Vec<UserError>,
 }
@@ -121,7 +122,7 @@ pub struct UpdateWebhookPayload {
 #[derive(SimpleObject)]
 pub struct DeleteWebhookPayload {
     pub client_mutation_id: Option<String>,
-    pub viewer: ViewerObject,
+    pub viewer: ViewerInterface,
     /// The ID of the deleted webhook.
     pub deleted_webhook_id: Option<ID>,
     pub errors: Vec<UserError>,
@@ -145,7 +146,7 @@ fn parse_new(
     net: &NetPolicy,
 ) -> Result<(NewWebhook, Option<VerifyToken>), Vec<UserError>> {
     let mut p = Problems::default();
-    let url = p.check(WebhookUrl::parse(&input.url, net));
+    let url = p.check(WebhookUrl::parse(&input.url.0, net));
     let description = p.check(rules::parse_description(input.description.as_deref()));
     let events = p.check(events(&input.events));
     let secrets = p.check(rules::parse_secrets(&input.secrets));
@@ -183,8 +184,8 @@ fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Ve
     let patch = WebhookPatch {
         url: input
             .url
-            .as_deref()
-            .and_then(|u| p.check(WebhookUrl::parse(u, net))),
+            .as_ref()
+            .and_then(|u| p.check(WebhookUrl::parse(&u.0, net))),
         description: match &input.description {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -213,7 +214,7 @@ fn parse_replay(
     let id = p.check(input_row(&input.webhook_id, "webhookId"));
     let status: DeliveryStatus = input.status.map_or(DeliveryStatus::Failed, Into::into);
     if !matches!(status, DeliveryStatus::Failed | DeliveryStatus::Succeeded) {
-        p.0.push(UserError::at(
+        p.0.push(UserError::invalid(
             "status",
             "Only FAILED or SUCCEEDED deliveries can be redelivered: the others are queued already",
         ));
@@ -221,7 +222,10 @@ fn parse_replay(
     let (since, until) = (input.since, input.until);
     if let (Some(since), Some(until)) = (since, until) {
         if until < since {
-            p.0.push(UserError::at("until", "until must not be before since"));
+            p.0.push(UserError::invalid(
+                "until",
+                "until must not be before since",
+            ));
         }
     }
     let filter = ReplayFilter {
@@ -233,7 +237,7 @@ fn parse_replay(
 }
 
 fn admin_only() -> Vec<UserError> {
-    vec![UserError::general(ADMIN_ONLY)]
+    vec![UserError::forbidden(ADMIN_ONLY)]
 }
 
 #[derive(Default)]
@@ -261,7 +265,7 @@ impl WebhookMutations {
         let (webhook, errors) = made(change, "url", WebhookObject).await?;
         Ok(CreateWebhookPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             webhook,
             errors,
         })
@@ -287,7 +291,7 @@ impl WebhookMutations {
         let (webhook, errors) = made(change, "webhookId", WebhookObject).await?;
         Ok(UpdateWebhookPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             webhook,
             errors,
         })
@@ -314,7 +318,7 @@ impl WebhookMutations {
         };
         Ok(WebhookDeliveryPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             delivery,
             errors,
         })
@@ -341,7 +345,7 @@ impl WebhookMutations {
         };
         Ok(WebhookDeliveryPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             delivery,
             errors,
         })
@@ -368,7 +372,7 @@ impl WebhookMutations {
         let (count, errors) = made(change, "webhookId", |n| n).await?;
         Ok(RedeliverWebhookDeliveriesPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             count,
             errors,
         })
@@ -394,7 +398,7 @@ impl WebhookMutations {
         };
         Ok(DeleteWebhookPayload {
             client_mutation_id: input.client_mutation_id,
-            viewer: ViewerObject(user.clone()),
+            viewer: ViewerInterface::of(user),
             deleted_webhook_id: errors.is_empty().then(|| input.webhook_id.clone()),
             errors,
         })

@@ -15,6 +15,7 @@
 //! outbox knows what it needs of an engine, not how one works, and nothing above the outbox
 //! knows the engine at all.
 
+mod community;
 pub mod hub;
 mod listen;
 mod webhooks;

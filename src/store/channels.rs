@@ -1,6 +1,7 @@
 //! Channels, their users, and users' API tokens.
 
 use super::backend::{Backend, Begin, Commit, Value};
+use super::pages::{in_order, push_page};
 use super::rows::{ChannelRow, UserRow, CHANNEL_COLUMNS, USER_COLUMNS};
 use super::{Page, Result, SqlStore, StoreError};
 use crate::domain::content::{Channel, NewUser, User};
@@ -51,7 +52,7 @@ where
     pub(super) async fn ensure_user(&self, channel_id: ChannelId, user: &NewUser) -> Result<User> {
         let mut tx = self.writes.begin().await?;
         sqlx::query(
-            "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO users (channel_id, email, first_name, last_name, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (channel_id, email) DO NOTHING",
         )
         .bind(channel_id)
@@ -111,14 +112,14 @@ where
     where
         R: for<'r> FromRow<'r, B::Row> + Send + Unpin,
     {
-        Ok(sqlx::query_as::<B, R>(&format!(
-            "SELECT {columns} FROM {table} WHERE channel_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        ))
-        .bind(channel_id)
-        .bind(page.after.unwrap_or(0))
-        .bind(page.limit)
-        .fetch_all(&mut *c)
-        .await?)
+        let mut qb =
+            QueryBuilder::<B>::new(format!("SELECT {columns} FROM {table} WHERE channel_id = "));
+        qb.push_bind(channel_id);
+        push_page(&mut qb, "id", page);
+        let rows = B::shorten_as(qb.build_query_as())
+            .fetch_all(&mut *c)
+            .await?;
+        Ok(in_order(rows, page))
     }
 
     pub(super) async fn channel_of(c: &mut B::Connection, id: ChannelId) -> Result<Channel> {
@@ -138,22 +139,34 @@ where
         channel_id: ChannelId,
         ids: &[i64],
     ) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = Self::rows_in(c, "users", USER_COLUMNS, channel_id, ids).await?;
+        let users = rows.into_iter().map(User::try_from);
+        let by_id = users
+            .map(|u| u.map(|u| (u.id.get(), u)))
+            .collect::<Result<HashMap<i64, User>>>()?;
+        Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+    }
+
+    /// The channel's rows of `table` among `ids`, in no order.
+    pub(super) async fn rows_in<R>(
+        c: &mut B::Connection,
+        table: &str,
+        columns: &str,
+        channel_id: ChannelId,
+        ids: &[i64],
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> FromRow<'r, B::Row> + Send + Unpin,
+    {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<B>::new(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE channel_id = "
-        ));
+        let mut qb =
+            QueryBuilder::<B>::new(format!("SELECT {columns} FROM {table} WHERE channel_id = "));
         qb.push_bind(channel_id).push(" AND ");
         B::push_in(&mut qb, "id", ids);
-        let rows: Vec<UserRow> = B::shorten_as(qb.build_query_as())
+        Ok(B::shorten_as(qb.build_query_as())
             .fetch_all(&mut *c)
-            .await?;
-        let mut by_id: HashMap<i64, User> = HashMap::new();
-        for r in rows {
-            let u = User::try_from(r)?;
-            by_id.insert(u.id.get(), u);
-        }
-        Ok(ids.iter().filter_map(|id| by_id.get(id).cloned()).collect())
+            .await?)
     }
 }

@@ -4,16 +4,17 @@
 use super::backend::{Backend, Begin, Commit, Value};
 use super::events::{held, Emitted};
 use super::links::{first_of_each, Link};
-use super::rows::{CollectionRow, VideoRow, COLLECTION_COLUMNS, VIDEO_COLUMNS};
+use super::rows::{CollectionLinks, CollectionRow, VideoRow, COLLECTION_COLUMNS, VIDEO_COLUMNS};
 use super::types::Change;
 use super::{Changed, Page, Result, SqlStore};
 use crate::domain::content::{
-    slug, Collection, CollectionPatch, NewCollection, NewVideo, Video, VideoPatch,
+    slug, Collection, CollectionPatch, ListChange, NewCollection, NewVideo, Role, Video, VideoPatch,
 };
 use crate::domain::event::{self, EventName, COLLECTION_FIELDS, VIDEO_FIELDS};
 use crate::domain::ids::ChannelId;
 use crate::domain::time::now_ms;
-use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
+use crate::domain::Invalid;
+use sqlx::{ColumnIndex, Encode, Executor, Type};
 use std::collections::HashMap;
 
 impl<B: Backend> SqlStore<B>
@@ -41,8 +42,8 @@ where
         Self::check_users(&mut tx, channel_id, users, "taggedUserIds").await?;
         let now = now_ms();
         let id: i64 = sqlx::query_scalar::<B, i64>(
-            "INSERT INTO videos (channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+            "INSERT INTO videos (channel_id, title, slug, summary, visibility, presented_at, duration, draft, uploader_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
         )
         .bind(channel_id)
         .bind(&new.title)
@@ -52,6 +53,7 @@ where
         .bind(new.presented_at)
         .bind(new.duration)
         .bind(new.draft)
+        .bind(change.actor.user.id)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -98,8 +100,24 @@ where
         let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
         let before = Self::video_of(&mut tx, channel_id, id).await?;
-        let collections = patch.collection_ids.as_deref().unwrap_or_default();
-        let users = patch.tagged_user_ids.as_deref().unwrap_or_default();
+        let actor = &change.actor.user;
+        let uploader = before.uploader_id == Some(actor.id);
+        if patch.uploader_or_admin && !uploader && actor.role != Role::Admin {
+            return Err(Invalid::forbidden(
+                "videoId",
+                "Only the uploader or channel admins may modify a video's details",
+            )
+            .into());
+        }
+        if patch.require_draft && !before.draft {
+            return Err(Invalid::new(
+                "visibility",
+                "only a draft can be DRAFT: a video on the channel cannot go back to draft",
+            )
+            .into());
+        }
+        let collections = patch.collections.as_ref().map_or(&[][..], ListChange::ids);
+        let users = patch.tagged_users.as_ref().map_or(&[][..], ListChange::ids);
         Self::check_collections(&mut tx, channel_id, collections, "collectionIds").await?;
         Self::check_users(&mut tx, channel_id, users, "taggedUserIds").await?;
         let wanted = patch.apply(&before);
@@ -147,7 +165,8 @@ where
     /// Writes the columns and links of video `before` as they are in `wanted`.
     async fn write_video(c: &mut B::Connection, before: &Video, wanted: &Video) -> Result<()> {
         sqlx::query(
-            "UPDATE videos SET title = $1, summary = $2, visibility = $3, presented_at = $4, duration = $5, updated_at = $6 WHERE id = $7",
+            "UPDATE videos SET title = $1, summary = $2, visibility = $3, presented_at = $4, duration = $5, updated_at = $6, \
+             external_sharing_enabled = $7, show_comments_to_external_viewers = $8 WHERE id = $9",
         )
         .bind(&wanted.title)
         .bind(&wanted.summary)
@@ -155,6 +174,8 @@ where
         .bind(wanted.presented_at)
         .bind(wanted.duration)
         .bind(now_ms())
+        .bind(wanted.external_sharing_enabled)
+        .bind(wanted.show_comments_to_external_viewers)
         .bind(before.id)
         .execute(&mut *c)
         .await?;
@@ -201,7 +222,9 @@ where
         let parent = new.parent_id.as_slice();
         Self::check_collections(&mut tx, channel_id, parent, "parentId").await?;
         Self::check_users(&mut tx, channel_id, &new.admin_ids, "adminIds").await?;
+        Self::check_groups(&mut tx, channel_id, &new.admin_group_ids, "adminIds").await?;
         Self::check_users(&mut tx, channel_id, &new.member_ids, "memberIds").await?;
+        Self::check_groups(&mut tx, channel_id, &new.member_group_ids, "memberIds").await?;
         let row = Self::insert_collection(&mut tx, channel_id, new).await?;
         let id = row.id;
         let (coll, cat) = match new.parent_id {
@@ -214,8 +237,12 @@ where
             }
             // A new root collection is its own whole subtree; its links are as just written.
             None => {
-                let (admins, members) = (&new.admin_ids, &new.member_ids);
-                let coll = row.with_links(first_of_each(admins), first_of_each(members));
+                let coll = row.with_links(CollectionLinks {
+                    admins: first_of_each(&new.admin_ids),
+                    admin_groups: first_of_each(&new.admin_group_ids),
+                    members: first_of_each(&new.member_ids),
+                    member_groups: first_of_each(&new.member_group_ids),
+                });
                 let trees = vec![coll.clone()];
                 let cat = self
                     .catalog_of(&mut tx, &change.actor.channel, trees, &[])
@@ -250,8 +277,11 @@ where
         .bind(now)
         .fetch_one(&mut *c)
         .await?;
-        Self::insert_links(c, Link::CollectionAdmins, row.id, &new.admin_ids).await?;
-        Self::insert_links(c, Link::CollectionMembers, row.id, &new.member_ids).await?;
+        let id = row.id;
+        Self::insert_links(c, Link::CollectionAdmins, id, &new.admin_ids).await?;
+        Self::insert_links(c, Link::CollectionAdminGroups, id, &new.admin_group_ids).await?;
+        Self::insert_links(c, Link::CollectionMembers, id, &new.member_ids).await?;
+        Self::insert_links(c, Link::CollectionMemberGroups, id, &new.member_group_ids).await?;
         Ok(row)
     }
 
@@ -261,35 +291,48 @@ where
         id: i64,
         patch: &CollectionPatch,
     ) -> Result<Changed<Collection>> {
-        let channel_id = change.actor.channel.id;
         let mut tx = self.writes.begin().await?;
-        let before = Self::collection_of(&mut tx, channel_id, id).await?;
+        let (after, emitted) = self
+            .update_collection_in(&mut tx, change, id, patch)
+            .await?;
+        tx.commit().await?;
+        Ok(emitted.into_changed(after))
+    }
+
+    /// [`Self::update_collection`] inside the caller's transaction: the collection after the
+    /// change, and the `collection.updated` it emitted when something changed.
+    pub(super) async fn update_collection_in(
+        &self,
+        c: &mut B::Connection,
+        change: Change<'_>,
+        id: i64,
+        patch: &CollectionPatch,
+    ) -> Result<(Collection, Emitted)> {
+        let channel_id = change.actor.channel.id;
+        let before = Self::collection_of(c, channel_id, id).await?;
         let parent = patch.parent_id.flatten();
-        let admins = patch.admin_ids.as_deref().unwrap_or_default();
-        let members = patch.member_ids.as_deref().unwrap_or_default();
-        Self::check_collections(&mut tx, channel_id, parent.as_slice(), "parentId").await?;
-        Self::check_users(&mut tx, channel_id, admins, "adminIds").await?;
-        Self::check_users(&mut tx, channel_id, members, "memberIds").await?;
+        Self::check_collections(c, channel_id, parent.as_slice(), "parentId").await?;
+        for (principals, field) in [(&patch.admins, "adminIds"), (&patch.members, "memberIds")] {
+            if let Some(p) = principals {
+                Self::check_users(c, channel_id, &p.users, field).await?;
+                Self::check_groups(c, channel_id, &p.groups, field).await?;
+            }
+        }
         let wanted = patch.apply(&before);
         if wanted == before {
-            tx.commit().await?;
-            return Ok(Changed::quiet(before));
+            return Ok((before, Emitted::default()));
         }
         let roots: Vec<i64> = [Some(id), before.parent_id, wanted.parent_id]
             .into_iter()
             .flatten()
             .collect();
-        let old_cat = self
-            .catalog(&mut tx, &change.actor.channel, &roots, &[])
-            .await?;
+        let old_cat = self.catalog(c, &change.actor.channel, &roots, &[]).await?;
         if wanted.parent_id != before.parent_id {
-            Self::check_no_cycle(&mut tx, id, wanted.parent_id).await?;
+            Self::check_no_cycle(c, id, wanted.parent_id).await?;
         }
         let old = old_cat.collection_json(&before);
-        Self::write_collection(&mut tx, &before, &wanted).await?;
-        let new_cat = self
-            .catalog(&mut tx, &change.actor.channel, &roots, &[])
-            .await?;
+        Self::write_collection(c, &before, &wanted).await?;
+        let new_cat = self.catalog(c, &change.actor.channel, &roots, &[]).await?;
         let after = held(&new_cat, id)?;
         let new = new_cat.collection_json(&after);
         let updates = event::updates(&old, &new, &COLLECTION_FIELDS);
@@ -297,11 +340,9 @@ where
         if !updates.is_empty() {
             let name = EventName::CollectionUpdated;
             let updates = Some(updates);
-            emitted =
-                Self::emit(&mut tx, change, &new_cat, name, "collection", new, updates).await?;
+            emitted = Self::emit(c, change, &new_cat, name, "collection", new, updates).await?;
         }
-        tx.commit().await?;
-        Ok(emitted.into_changed(after))
+        Ok((after, emitted))
     }
 
     /// Writes the columns and links of collection `before` as they are in `wanted`.
@@ -319,11 +360,29 @@ where
             .bind(before.id)
             .execute(&mut *c)
             .await?;
-        if wanted.admin_ids != before.admin_ids {
-            Self::replace_links(c, Link::CollectionAdmins, before.id, &wanted.admin_ids).await?;
-        }
-        if wanted.member_ids != before.member_ids {
-            Self::replace_links(c, Link::CollectionMembers, before.id, &wanted.member_ids).await?;
+        let id = before.id;
+        let lists = [
+            (Link::CollectionAdmins, &before.admin_ids, &wanted.admin_ids),
+            (
+                Link::CollectionAdminGroups,
+                &before.admin_group_ids,
+                &wanted.admin_group_ids,
+            ),
+            (
+                Link::CollectionMembers,
+                &before.member_ids,
+                &wanted.member_ids,
+            ),
+            (
+                Link::CollectionMemberGroups,
+                &before.member_group_ids,
+                &wanted.member_group_ids,
+            ),
+        ];
+        for (link, was, now) in lists {
+            if was != now {
+                Self::replace_links(c, link, id, now).await?;
+            }
         }
         Ok(())
     }
@@ -380,14 +439,8 @@ where
             return Ok(Vec::new());
         }
         let mut c = self.reader.acquire().await?;
-        let mut qb = QueryBuilder::<B>::new(format!(
-            "SELECT {COLLECTION_COLUMNS} FROM collections WHERE channel_id = "
-        ));
-        qb.push_bind(channel_id).push(" AND ");
-        B::push_in(&mut qb, "id", ids);
-        let rows: Vec<CollectionRow> = B::shorten_as(qb.build_query_as())
-            .fetch_all(&mut *c)
-            .await?;
+        let rows: Vec<CollectionRow> =
+            Self::rows_in(&mut c, "collections", COLLECTION_COLUMNS, channel_id, ids).await?;
         let mut by_id: HashMap<i64, Collection> = Self::hydrate_collections(&mut c, rows)
             .await?
             .into_iter()

@@ -33,6 +33,14 @@ pub(super) struct Emitted {
 }
 
 impl Emitted {
+    /// What this change and `other`, made in the same transaction, enqueued.
+    pub(super) fn and(mut self, other: Emitted) -> Emitted {
+        self.claimed.extend(other.claimed);
+        self.claimed_until = self.claimed_until.max(other.claimed_until);
+        self.enqueued.extend(other.enqueued);
+        self
+    }
+
     pub(super) fn into_changed<T>(self, value: T) -> Changed<T> {
         Changed {
             value,
@@ -267,16 +275,39 @@ where
         collections: Vec<Collection>,
         user_ids: &[i64],
     ) -> Result<Catalog> {
+        self.catalog_with_groups(c, channel, collections, user_ids, &[])
+            .await
+    }
+
+    /// [`Self::catalog_of`], with the groups among `group_ids` or named by those collections,
+    /// and their members.
+    pub(super) async fn catalog_with_groups(
+        &self,
+        c: &mut B::Connection,
+        channel: &Channel,
+        collections: Vec<Collection>,
+        user_ids: &[i64],
+        group_ids: &[i64],
+    ) -> Result<Catalog> {
+        let mut groups: Vec<i64> = group_ids.to_vec();
         let mut ids: Vec<i64> = user_ids.to_vec();
         for coll in &collections {
             ids.extend(&coll.admin_ids);
             ids.extend(&coll.member_ids);
+            groups.extend(&coll.admin_group_ids);
+            groups.extend(&coll.member_group_ids);
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        let groups = Self::groups_in(c, channel.id, &groups).await?;
+        for g in &groups {
+            ids.extend(&g.member_ids);
         }
         ids.sort_unstable();
         ids.dedup();
         let users = Self::users_in(c, channel.id, &ids).await?;
         let url = self.channel_url(&channel.subdomain);
-        Ok(Catalog::new(url, users, collections))
+        Ok(Catalog::new(url, users, collections).with_groups(groups))
     }
 
     /// The channel's collections among `roots`, with their whole subtrees.

@@ -2,9 +2,12 @@
 //! change's references must pass.
 
 use super::backend::{Backend, Value};
-use super::rows::{CollectionRow, LinkRow, VideoRow, COLLECTION_COLUMNS, VIDEO_COLUMNS};
+use super::rows::{
+    CollectionLinks, CollectionRow, GroupRow, LinkRow, VideoRow, COLLECTION_COLUMNS, VIDEO_COLUMNS,
+};
 use super::{Result, SqlStore, StoreError};
 use crate::domain::content::{Collection, Video};
+use crate::domain::groups::Group;
 use crate::domain::ids::ChannelId;
 use crate::domain::ids::{encode, Kind};
 use crate::domain::Invalid;
@@ -21,6 +24,9 @@ pub(super) enum Link {
     VideoTaggedUsers,
     CollectionAdmins,
     CollectionMembers,
+    CollectionAdminGroups,
+    CollectionMemberGroups,
+    GroupMembers,
 }
 
 impl Link {
@@ -31,6 +37,11 @@ impl Link {
             Link::VideoTaggedUsers => ("video_tagged_users", "video_id", "user_id"),
             Link::CollectionAdmins => ("collection_admins", "collection_id", "user_id"),
             Link::CollectionMembers => ("collection_members", "collection_id", "user_id"),
+            Link::CollectionAdminGroups => ("collection_admin_groups", "collection_id", "group_id"),
+            Link::CollectionMemberGroups => {
+                ("collection_member_groups", "collection_id", "group_id")
+            }
+            Link::GroupMembers => ("user_group_members", "group_id", "user_id"),
         }
     }
 }
@@ -40,6 +51,7 @@ impl Link {
 enum Referred {
     Users,
     Collections,
+    Groups,
 }
 
 impl Referred {
@@ -47,6 +59,7 @@ impl Referred {
         match self {
             Referred::Users => "users",
             Referred::Collections => "collections",
+            Referred::Groups => "user_groups",
         }
     }
 
@@ -54,6 +67,7 @@ impl Referred {
         match self {
             Referred::Users => Kind::User,
             Referred::Collections => Kind::Collection,
+            Referred::Groups => Kind::Group,
         }
     }
 }
@@ -136,12 +150,34 @@ where
     ) -> Result<Vec<Collection>> {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut admins = Self::links(c, Link::CollectionAdmins, &ids).await?;
+        let mut admin_groups = Self::links(c, Link::CollectionAdminGroups, &ids).await?;
         let mut members = Self::links(c, Link::CollectionMembers, &ids).await?;
+        let mut member_groups = Self::links(c, Link::CollectionMemberGroups, &ids).await?;
         Ok(rows
             .into_iter()
             .map(|r| {
-                let (a, m) = (admins.remove(&r.id), members.remove(&r.id));
-                r.with_links(a.unwrap_or_default(), m.unwrap_or_default())
+                let links = CollectionLinks {
+                    admins: admins.remove(&r.id).unwrap_or_default(),
+                    admin_groups: admin_groups.remove(&r.id).unwrap_or_default(),
+                    members: members.remove(&r.id).unwrap_or_default(),
+                    member_groups: member_groups.remove(&r.id).unwrap_or_default(),
+                };
+                r.with_links(links)
+            })
+            .collect())
+    }
+
+    pub(super) async fn hydrate_groups(
+        c: &mut B::Connection,
+        rows: Vec<GroupRow>,
+    ) -> Result<Vec<Group>> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut members = Self::links(c, Link::GroupMembers, &ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let m = members.remove(&r.id);
+                r.with_members(m.unwrap_or_default())
             })
             .collect())
     }
@@ -221,6 +257,17 @@ where
         Self::check_ids(c, Referred::Users, channel_id, ids, field).await
     }
 
+    /// Fails with "no object found" naming the input `field` when any of `ids` is not a group
+    /// of the channel.
+    pub(super) async fn check_groups(
+        c: &mut B::Connection,
+        channel_id: ChannelId,
+        ids: &[i64],
+        field: &'static str,
+    ) -> Result<()> {
+        Self::check_ids(c, Referred::Groups, channel_id, ids, field).await
+    }
+
     /// Fails with "no object found" naming the input `field` when any of `ids` is not a
     /// collection of the channel.
     pub(super) async fn check_collections(
@@ -254,7 +301,7 @@ where
             .collect();
         match ids.iter().find(|id| !found.contains(id)) {
             None => Ok(()),
-            Some(missing) => Err(Invalid::new(
+            Some(missing) => Err(Invalid::missing(
                 field,
                 format!(
                     "No object found for ID {}",

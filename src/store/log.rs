@@ -1,11 +1,45 @@
 //! The delivery log, as users read it: deliveries, their attempts, their events' payloads.
 
 use super::backend::{Backend, Value};
+use super::pages::{in_order, push_page};
 use super::rows::{AttemptRow, DeliveryRow, DELIVERY_COLUMNS};
 use super::{DeliveryFilter, Page, Result, SqlStore, StoreError};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, WebhookId};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
+
+/// Pushes ` JOIN … WHERE …` after `FROM deliveries d …`: the deliveries of the channel's webhook
+/// `webhook_id` that pass `filter`.
+pub(super) fn push_delivery_filter<B: Backend>(
+    qb: &mut QueryBuilder<'_, B>,
+    channel_id: ChannelId,
+    webhook_id: WebhookId,
+    filter: &DeliveryFilter,
+) where
+    i64: Value<B>,
+    String: Value<B>,
+{
+    qb.push(" JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = ")
+        .push_bind(channel_id.get())
+        .push(" AND d.webhook_id = ")
+        .push_bind(webhook_id.get());
+    if let Some(status) = filter.status {
+        qb.push(" AND d.status = ")
+            .push_bind(status.as_str().to_owned());
+    }
+    if let Some(nonces) = &filter.nonces {
+        if nonces.is_empty() {
+            qb.push(" AND FALSE");
+            return;
+        }
+        qb.push(" AND d.nonce IN (");
+        let mut sep = qb.separated(", ");
+        for n in nonces {
+            sep.push_bind(n.clone());
+        }
+        sep.push_unseparated(")");
+    }
+}
 
 impl<B: Backend> SqlStore<B>
 where
@@ -20,7 +54,6 @@ where
     Option<f64>: Value<B>,
     usize: ColumnIndex<B::Row>,
 {
-    /// Newest first: `page.after` is exclusive and counts down.
     pub(super) async fn list_deliveries(
         &self,
         channel_id: ChannelId,
@@ -29,34 +62,17 @@ where
         page: Page,
     ) -> Result<Vec<Delivery>> {
         let mut qb = QueryBuilder::<B>::new(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id \
-             JOIN webhooks w ON w.id = d.webhook_id WHERE w.channel_id = "
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.id = d.event_id"
         ));
-        qb.push_bind(channel_id)
-            .push(" AND d.webhook_id = ")
-            .push_bind(webhook_id);
-        if let Some(after) = page.after {
-            qb.push(" AND d.id < ").push_bind(after);
-        }
-        if let Some(status) = filter.status {
-            qb.push(" AND d.status = ").push_bind(status.as_str());
-        }
-        if let Some(nonces) = &filter.nonces {
-            if nonces.is_empty() {
-                return Ok(Vec::new());
-            }
-            qb.push(" AND d.nonce IN (");
-            let mut sep = qb.separated(", ");
-            for n in nonces {
-                sep.push_bind(n.clone());
-            }
-            sep.push_unseparated(")");
-        }
-        qb.push(" ORDER BY d.id DESC LIMIT ").push_bind(page.limit);
+        push_delivery_filter(&mut qb, channel_id, webhook_id, filter);
+        push_page(&mut qb, "d.id", page);
         let rows: Vec<DeliveryRow> = B::shorten_as(qb.build_query_as())
             .fetch_all(&self.reader)
             .await?;
-        rows.into_iter().map(Delivery::try_from).collect()
+        in_order(rows, page)
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect()
     }
 
     pub(super) async fn delivery(&self, channel_id: ChannelId, id: DeliveryId) -> Result<Delivery> {

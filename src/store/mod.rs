@@ -8,10 +8,11 @@
 //! carry along with `B: Backend`, are one `where` clause that each room repeats.
 //!
 //! The store is in rooms by domain: `channels.rs`, `webhooks.rs`, `content.rs` (with
-//! `links.rs`, and `events.rs` for the events it writes), `queue.rs` (the delivery engine's
-//! side), `log.rs`, `tokens.rs` and `secrets.rs` (webhook secrets sealed at rest); rows decode
-//! in `rows.rs`, ids bind as integers through `ids.rs`, and `sql.rs` hands [`Store`]'s calls to
-//! them. The store knows nothing of the
+//! `links.rs`, and `events.rs` for the events it writes), `members.rs`, `user_groups.rs` and
+//! `comments.rs` (which write events the same way), `queue.rs` (the delivery engine's side),
+//! `log.rs`, `tokens.rs` and `secrets.rs` (webhook secrets sealed at rest); `pages.rs` pages and
+//! counts lists, rows decode in `rows.rs`, ids bind as integers through `ids.rs`, and `sql.rs`
+//! hands [`Store`]'s calls to them. The store knows nothing of the
 //! outbox, the engine or the API above it: what a caller's engine may claim comes in as a
 //! [`HandOff`], a round's work as a [`Round`].
 //!
@@ -21,13 +22,16 @@
 //! are written, for the process making the change, or later in a short transaction) and
 //! recorded in another transaction; the HTTP call in between holds no transaction.
 
+use crate::domain::comments::{Comment, CommentChange, Highlight, HighlightChange};
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
 use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::groups::{Group, GroupChange};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::members::MemberChange;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use std::time::Duration;
 
 mod backend;
 mod channels;
+mod comments;
 mod content;
 mod events;
 mod group;
@@ -43,7 +48,9 @@ mod ids;
 mod links;
 mod listeners;
 mod log;
+mod members;
 mod ops;
+mod pages;
 pub mod postgres;
 mod queue;
 mod rows;
@@ -52,15 +59,16 @@ mod sql;
 pub mod sqlite;
 mod tokens;
 mod types;
+mod user_groups;
 mod webhooks;
 
 pub use backend::{Backend, Begin, Commit, Value};
 pub use secrets::{Resealed, SecretKeyRecord};
 pub use sql::SqlStore;
 pub use types::{
-    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease, Page,
-    QueueStats, Quota, Recorded, ReplayFilter, Result, Round, Rounded, StoreError, Unavailable,
-    WebhookFilter,
+    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease,
+    Listing, Order, Page, QueueStats, Quota, Recorded, ReplayFilter, Result, Round, Rounded,
+    StoreError, Unavailable, WebhookFilter,
 };
 
 pub type SharedStore = Arc<dyn Store>;
@@ -192,6 +200,55 @@ pub trait Store: Send + Sync + 'static {
         parent_id: i64,
     ) -> Result<Vec<Collection>>;
     async fn list_collections(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Collection>>;
+    /// How many rows a list of the channel holds, unpaged.
+    async fn count(&self, channel_id: ChannelId, listing: &Listing) -> Result<i64>;
+
+    // Members, groups, comments and highlights: each change writes its events and their
+    // deliveries in its own transaction, as content changes do.
+    /// Returns the users the change concerns, as they are after it.
+    async fn change_members(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &MemberChange,
+    ) -> Result<Changed<Vec<User>>>;
+    /// Returns the group after the change (for a deletion, as it was).
+    async fn change_group(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &GroupChange,
+    ) -> Result<Changed<Group>>;
+    /// Returns the comment (for a removal, as it was).
+    async fn change_comment(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &CommentChange,
+    ) -> Result<Changed<Comment>>;
+    /// Returns the highlight (for a removal, as it was).
+    async fn change_highlight(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &HighlightChange,
+    ) -> Result<Changed<Highlight>>;
+    async fn group(&self, channel_id: ChannelId, id: i64) -> Result<Group>;
+    /// The channel's groups among `ids`, in the order of `ids`.
+    async fn groups(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<Group>>;
+    async fn list_groups(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Group>>;
+    async fn comment(&self, channel_id: ChannelId, id: i64) -> Result<Comment>;
+    async fn highlight(&self, channel_id: ChannelId, id: i64) -> Result<Highlight>;
+    /// A video's comments, or (with `highlight`) those made on one of its highlights; oldest
+    /// first.
+    async fn comments_on(
+        &self,
+        channel_id: ChannelId,
+        video_id: i64,
+        highlight: Option<i64>,
+    ) -> Result<Vec<Comment>>;
+    /// A video's highlights, oldest first.
+    async fn highlights_of(&self, channel_id: ChannelId, video_id: i64) -> Result<Vec<Highlight>>;
 
     // The delivery log.
     /// Newest first: `page.after` is exclusive and counts down.

@@ -3,18 +3,27 @@
 
 use super::secrets::Vault;
 use super::{Authenticated, Claimed, Result, StoreError};
+use crate::domain::comments::{Comment, Highlight};
 use crate::domain::content::{Channel, Collection, Role, User, Video, Visibility};
 use crate::domain::delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus};
 use crate::domain::event::EventName;
+use crate::domain::groups::Group;
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::members::MemberStatus;
 use crate::domain::webhook::{DisabledReason, Webhook, WebhookEvent};
 
 pub(super) const CHANNEL_COLUMNS: &str = "id, subdomain, name, description, created_at";
 pub(super) const USER_COLUMNS: &str =
-    "id, channel_id, email, first_name, last_name, role, created_at";
+    "id, channel_id, email, first_name, last_name, role, status, created_at, updated_at";
 pub(super) const WEBHOOK_COLUMNS: &str =
     "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener";
-pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at";
+pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, uploader_id, \
+     external_sharing_enabled, show_comments_to_external_viewers, created_at, updated_at";
+pub(super) const GROUP_COLUMNS: &str = "id, channel_id, name, description, created_at, updated_at";
+pub(super) const COMMENT_COLUMNS: &str =
+    "id, channel_id, video_id, highlight_id, author_id, body, created_at";
+pub(super) const HIGHLIGHT_COLUMNS: &str =
+    "id, channel_id, video_id, creator_id, title, start_ms, end_ms, created_at";
 pub(super) const COLLECTION_COLUMNS: &str =
     "id, channel_id, parent_id, name, slug, description, secret, created_at, updated_at";
 /// The columns of a [`DeliveryRow`], from `deliveries d` joined with `events e`. `attempts` is
@@ -25,7 +34,7 @@ pub(super) const DELIVERY_COLUMNS: &str =
      d.status, (SELECT COUNT(*) FROM delivery_attempts a WHERE a.delivery_id = d.id) AS attempts, \
      d.url, d.next_attempt_at, d.created_at, d.updated_at";
 /// The columns of an [`ActorRow`], from `users u` joined with `channels c`.
-pub(super) const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.created_at, \
+pub(super) const ACTOR_COLUMNS: &str = "u.id, u.channel_id, u.email, u.first_name, u.last_name, u.role, u.status, u.created_at, u.updated_at, \
      c.subdomain, c.name AS channel_name, c.description AS channel_description, c.created_at AS channel_created_at";
 
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
@@ -67,7 +76,9 @@ pub(super) struct UserRow {
     first_name: String,
     last_name: String,
     role: String,
+    status: String,
     created_at: i64,
+    updated_at: i64,
 }
 
 impl TryFrom<UserRow> for User {
@@ -77,10 +88,13 @@ impl TryFrom<UserRow> for User {
             id: r.id,
             channel_id: r.channel_id,
             role: Role::parse(&r.role).ok_or_else(|| corrupt("users.role", &r.role))?,
+            status: MemberStatus::parse(&r.status)
+                .ok_or_else(|| corrupt("users.status", &r.status))?,
             email: r.email,
             first_name: r.first_name,
             last_name: r.last_name,
             created_at: r.created_at,
+            updated_at: r.updated_at,
         })
     }
 }
@@ -185,6 +199,9 @@ pub(super) struct VideoRow {
     presented_at: Option<i64>,
     duration: Option<f64>,
     draft: bool,
+    uploader_id: Option<UserId>,
+    external_sharing_enabled: bool,
+    show_comments_to_external_viewers: bool,
     created_at: i64,
     updated_at: i64,
 }
@@ -208,6 +225,9 @@ impl VideoRow {
             presented_at: self.presented_at,
             duration: self.duration,
             draft: self.draft,
+            uploader_id: self.uploader_id,
+            external_sharing_enabled: self.external_sharing_enabled,
+            show_comments_to_external_viewers: self.show_comments_to_external_viewers,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -227,11 +247,22 @@ pub(super) struct CollectionRow {
     updated_at: i64,
 }
 
+/// A collection's admins and members: users, and groups.
+#[derive(Debug, Default)]
+pub(super) struct CollectionLinks {
+    pub(super) admins: Vec<i64>,
+    pub(super) admin_groups: Vec<i64>,
+    pub(super) members: Vec<i64>,
+    pub(super) member_groups: Vec<i64>,
+}
+
 impl CollectionRow {
-    pub(super) fn with_links(self, admin_ids: Vec<i64>, member_ids: Vec<i64>) -> Collection {
+    pub(super) fn with_links(self, links: CollectionLinks) -> Collection {
         Collection {
-            admin_ids,
-            member_ids,
+            admin_ids: links.admins,
+            admin_group_ids: links.admin_groups,
+            member_ids: links.members,
+            member_group_ids: links.member_groups,
             id: self.id,
             channel_id: self.channel_id,
             parent_id: self.parent_id,
@@ -241,6 +272,82 @@ impl CollectionRow {
             secret: self.secret,
             created_at: self.created_at,
             updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GroupRow {
+    pub(super) id: i64,
+    channel_id: ChannelId,
+    name: String,
+    description: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl GroupRow {
+    pub(super) fn with_members(self, member_ids: Vec<i64>) -> Group {
+        Group {
+            member_ids,
+            id: self.id,
+            channel_id: self.channel_id,
+            name: self.name,
+            description: self.description,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CommentRow {
+    id: i64,
+    channel_id: ChannelId,
+    video_id: i64,
+    highlight_id: Option<i64>,
+    author_id: Option<UserId>,
+    body: String,
+    created_at: i64,
+}
+
+impl From<CommentRow> for Comment {
+    fn from(r: CommentRow) -> Self {
+        Comment {
+            id: r.id,
+            channel_id: r.channel_id,
+            video_id: r.video_id,
+            highlight_id: r.highlight_id,
+            author_id: r.author_id,
+            body: r.body,
+            created_at: r.created_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct HighlightRow {
+    id: i64,
+    channel_id: ChannelId,
+    video_id: i64,
+    creator_id: Option<UserId>,
+    title: String,
+    start_ms: i64,
+    end_ms: i64,
+    created_at: i64,
+}
+
+impl From<HighlightRow> for Highlight {
+    fn from(r: HighlightRow) -> Self {
+        Highlight {
+            id: r.id,
+            channel_id: r.channel_id,
+            video_id: r.video_id,
+            creator_id: r.creator_id,
+            title: r.title,
+            start_ms: r.start_ms,
+            end_ms: r.end_ms,
+            created_at: r.created_at,
         }
     }
 }

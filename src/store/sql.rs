@@ -6,16 +6,20 @@ use super::health::Health;
 use super::secrets::{Resealed, SecretKeyRecord, Vault};
 use super::types::Change;
 use super::{
-    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease, Page,
-    QueueStats, Recorded, ReplayFilter, Result, Round, Rounded, Store, Unavailable, WebhookFilter,
+    Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease,
+    Listing, Page, QueueStats, Recorded, ReplayFilter, Result, Round, Rounded, Store, Unavailable,
+    WebhookFilter,
 };
+use crate::domain::comments::{Comment, CommentChange, Highlight, HighlightChange};
 use crate::domain::content::{
     Channel, Collection, CollectionPatch, NewCollection, NewUser, NewVideo, Role, User, Video,
     VideoPatch,
 };
 use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
+use crate::domain::groups::{Group, GroupChange};
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::members::MemberChange;
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
@@ -292,6 +296,91 @@ where
 
     async fn list_collections(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Collection>> {
         self.list_collections(channel_id, page).await
+    }
+
+    async fn count(&self, channel_id: ChannelId, listing: &Listing) -> Result<i64> {
+        self.count(channel_id, listing).await
+    }
+
+    async fn change_members(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &MemberChange,
+    ) -> Result<Changed<Vec<User>>> {
+        self.health.written(
+            self.change_members(self.change(actor, hand_off), change)
+                .await,
+        )
+    }
+
+    async fn change_group(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &GroupChange,
+    ) -> Result<Changed<Group>> {
+        self.health.written(
+            self.change_group(self.change(actor, hand_off), change)
+                .await,
+        )
+    }
+
+    async fn change_comment(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &CommentChange,
+    ) -> Result<Changed<Comment>> {
+        self.health.written(
+            self.change_comment(self.change(actor, hand_off), change)
+                .await,
+        )
+    }
+
+    async fn change_highlight(
+        &self,
+        actor: &Actor,
+        hand_off: &HandOff,
+        change: &HighlightChange,
+    ) -> Result<Changed<Highlight>> {
+        self.health.written(
+            self.change_highlight(self.change(actor, hand_off), change)
+                .await,
+        )
+    }
+
+    async fn group(&self, channel_id: ChannelId, id: i64) -> Result<Group> {
+        self.group(channel_id, id).await
+    }
+
+    async fn groups(&self, channel_id: ChannelId, ids: &[i64]) -> Result<Vec<Group>> {
+        self.groups(channel_id, ids).await
+    }
+
+    async fn list_groups(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Group>> {
+        self.list_groups(channel_id, page).await
+    }
+
+    async fn comment(&self, channel_id: ChannelId, id: i64) -> Result<Comment> {
+        self.comment(channel_id, id).await
+    }
+
+    async fn highlight(&self, channel_id: ChannelId, id: i64) -> Result<Highlight> {
+        self.highlight(channel_id, id).await
+    }
+
+    async fn comments_on(
+        &self,
+        channel_id: ChannelId,
+        video_id: i64,
+        highlight: Option<i64>,
+    ) -> Result<Vec<Comment>> {
+        self.comments_on(channel_id, video_id, highlight).await
+    }
+
+    async fn highlights_of(&self, channel_id: ChannelId, video_id: i64) -> Result<Vec<Highlight>> {
+        self.highlights_of(channel_id, video_id).await
     }
 
     async fn list_deliveries(

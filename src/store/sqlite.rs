@@ -354,6 +354,96 @@ mod tests {
         crate::store::Store::close(&store).await;
     }
 
+    /// Migration 0010 writes `videos` and its link tables anew (SQLite cannot change a CHECK
+    /// in place): a database with videos in it keeps them, their links, the foreign keys that
+    /// clean the links up, and its id counter.
+    #[tokio::test]
+    async fn videos_come_through_the_table_rewrite_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let before = dir.path().join("before-0010");
+        std::fs::create_dir(&before).expect("dir");
+        let all = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+        for entry in std::fs::read_dir(all).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name < "0010" {
+                std::fs::copy(&path, before.join(name)).expect("copy");
+            }
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("old.db"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open");
+        let run = |sql: &'static str| {
+            let pool = pool.clone();
+            async move { sqlx::query(sql).execute(&pool).await.expect(sql) }
+        };
+        let count = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sql)
+                    .fetch_one(&pool)
+                    .await
+                    .expect(sql)
+            }
+        };
+        Migrator::new(before.as_path())
+            .await
+            .expect("old migrations")
+            .run(&pool)
+            .await
+            .expect("migrated to 0006");
+        run("INSERT INTO channels (subdomain, name, created_at) VALUES ('c', 'C', 1)").await;
+        run("INSERT INTO users (channel_id, email, first_name, last_name, role, created_at) VALUES (1, 'e@x', 'F', 'L', 'admin', 5)").await;
+        run("INSERT INTO collections (channel_id, name, slug, secret, created_at, updated_at) VALUES (1, 'c', 'c', FALSE, 1, 1)").await;
+        run("INSERT INTO videos (channel_id, title, slug, summary, visibility, draft, created_at, updated_at) \
+             VALUES (1, 'a', 'a', '', 'ON_CHANNEL', FALSE, 1, 1), (1, 'b', 'b', '', 'PRIVATE', FALSE, 1, 1), (1, 'c', 'c', '', 'PRIVATE', FALSE, 1, 1)").await;
+        run("DELETE FROM videos WHERE id = 3").await;
+        run("INSERT INTO video_collections (video_id, collection_id, position) VALUES (1, 1, 0)")
+            .await;
+        run("INSERT INTO video_tagged_users (video_id, user_id, position) VALUES (2, 1, 0)").await;
+
+        MIGRATOR.run(&pool).await.expect("migrated");
+        assert_eq!(count("SELECT COUNT(*) FROM videos").await, 2);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM video_collections WHERE video_id = 1").await,
+            1
+        );
+        assert_eq!(
+            count("SELECT COUNT(*) FROM video_tagged_users WHERE video_id = 2").await,
+            1
+        );
+        assert_eq!(count("SELECT updated_at FROM users").await, 5);
+        run("INSERT INTO videos (channel_id, title, slug, summary, visibility, draft, created_at, updated_at) \
+             VALUES (1, 'd', 'd', '', 'LINK_ONLY', FALSE, 1, 1)").await;
+        assert_eq!(
+            count("SELECT MAX(id) FROM videos").await,
+            4,
+            "a deleted video's id is not handed out again"
+        );
+        run("DELETE FROM videos WHERE id = 1").await;
+        assert_eq!(
+            count("SELECT COUNT(*) FROM video_collections").await,
+            0,
+            "links still follow their video"
+        );
+        assert!(
+            sqlx::query("INSERT INTO video_collections (video_id, collection_id, position) VALUES (99, 1, 0)")
+                .execute(&pool)
+                .await
+                .is_err(),
+            "links still need their video"
+        );
+    }
+
     #[test]
     fn batches_are_padded_to_a_power_of_two() {
         let records: Vec<Recorded> = (1..=5).map(record).collect();

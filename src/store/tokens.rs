@@ -71,7 +71,7 @@ where
         let row = sqlx::query_as::<B, AuthRow>(&format!(
             "SELECT {ACTOR_COLUMNS}, t.id AS token_id, t.last_used_at FROM api_tokens t \
              JOIN users u ON u.id = t.user_id JOIN channels c ON c.id = u.channel_id \
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.status <> 'DEACTIVATED'"
         ))
         .bind(token_hash)
         .fetch_optional(&self.reader)
@@ -152,8 +152,9 @@ where
         .fetch_optional(&self.writer)
         .await?
         .ok_or(StoreError::NotFound)?;
-        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3 AND role <> $1")
             .bind(role.as_str())
+            .bind(now_ms())
             .bind(user_id)
             .execute(&self.writer)
             .await?;

@@ -140,8 +140,8 @@ pub struct Authenticated {
     pub channel: Channel,
 }
 
-/// Who makes a content change, and in which channel: as authenticated (users and channels
-/// are never changed once created, so a change need not read them again).
+/// Who makes a content change, and in which channel: as authenticated, when the request
+/// began (the payload's `actor` shows the user as the request found it).
 pub type Actor = Authenticated;
 
 /// Which of the deliveries a change enqueues are written claimed by the process making it, to
@@ -173,17 +173,47 @@ pub(super) struct Change<'a> {
     pub vault: &'a Vault,
 }
 
-/// Keyset pagination: rows after the cursor `after` (a row ID), at most `limit`.
-#[derive(Debug, Clone, Copy)]
+/// Keyset pagination over a list in the order of its rows' ids: the rows between the cursors
+/// `after` and `before` (row ids, both exclusive, in the list's order), at most `limit` of
+/// them, from the start of that range, or from its end with `from_end` (a connection's
+/// `last`). The rows come back in the list's order either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     pub after: Option<i64>,
+    pub before: Option<i64>,
     pub limit: i64,
+    pub order: Order,
+    pub from_end: bool,
+}
+
+impl Page {
+    /// The first `limit` rows, oldest first.
+    pub fn first(limit: i64) -> Self {
+        Page {
+            after: None,
+            before: None,
+            limit,
+            order: Order::Ascending,
+            from_end: false,
+        }
+    }
+}
+
+/// A list's order: by row id, which follows creation (ids are handed out as rows are written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Oldest first.
+    Ascending,
+    /// Newest first.
+    Descending,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct WebhookFilter {
     pub enabled: Option<bool>,
     pub event: Option<WebhookEvent>,
+    /// Only these webhooks (row ids), when given.
+    pub ids: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -237,6 +267,18 @@ pub struct Batch {
     pub done: u64,
     /// The id the next batch scans from; `None` once the scan has reached the end.
     pub next: Option<i64>,
+}
+
+/// A list of a channel's rows that the API pages through, for counting it whole.
+#[derive(Debug, Clone)]
+pub enum Listing {
+    Users,
+    Videos,
+    Collections,
+    Groups,
+    Webhooks(WebhookFilter),
+    /// A webhook's delivery log.
+    Deliveries(WebhookId, DeliveryFilter),
 }
 
 /// A content change, and the deliveries it enqueued.

@@ -1,6 +1,7 @@
 //! Webhooks: where a channel's events are sent, with their secrets.
 
 use super::backend::{Backend, Begin, Commit, Value};
+use super::pages::{in_order, push_page};
 use super::rows::{WebhookRow, WEBHOOK_COLUMNS};
 use super::secrets::Vault;
 use super::{Page, Result, SqlStore, StoreError, WebhookFilter};
@@ -14,6 +15,28 @@ use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 /// pattern again each time it is bound.
 pub(super) fn subscribed_to(subscription: WebhookEvent) -> String {
     format!("events LIKE '%\"{}\"%'", subscription.as_str())
+}
+
+/// Pushes ` WHERE …`: the channel's webhooks that pass `filter`.
+pub(super) fn push_webhook_filter<B: Backend>(
+    qb: &mut QueryBuilder<'_, B>,
+    channel_id: ChannelId,
+    filter: &WebhookFilter,
+) where
+    i64: Value<B>,
+    bool: Value<B>,
+{
+    qb.push(" WHERE channel_id = ").push_bind(channel_id.get());
+    if let Some(enabled) = filter.enabled {
+        qb.push(" AND enabled = ").push_bind(enabled);
+    }
+    if let Some(event) = filter.event {
+        qb.push(" AND ").push(subscribed_to(event));
+    }
+    if let Some(ids) = &filter.ids {
+        qb.push(" AND ");
+        B::push_in(qb, "id", ids);
+    }
 }
 
 /// A list of names as stored in a JSON column.
@@ -154,23 +177,16 @@ where
         filter: &WebhookFilter,
         page: Page,
     ) -> Result<Vec<Webhook>> {
-        let mut qb = QueryBuilder::<B>::new(format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE channel_id = "
-        ));
-        qb.push_bind(channel_id)
-            .push(" AND id > ")
-            .push_bind(page.after.unwrap_or(0));
-        if let Some(enabled) = filter.enabled {
-            qb.push(" AND enabled = ").push_bind(enabled);
-        }
-        if let Some(event) = filter.event {
-            qb.push(" AND ").push(subscribed_to(event));
-        }
-        qb.push(" ORDER BY id LIMIT ").push_bind(page.limit);
+        let mut qb = QueryBuilder::<B>::new(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks"));
+        push_webhook_filter(&mut qb, channel_id, filter);
+        push_page(&mut qb, "id", page);
         let rows: Vec<WebhookRow> = B::shorten_as(qb.build_query_as())
             .fetch_all(&self.reader)
             .await?;
-        rows.into_iter().map(|r| r.open(&self.vault)).collect()
+        in_order(rows, page)
+            .into_iter()
+            .map(|r| r.open(&self.vault))
+            .collect()
     }
 
     /// The channel's webhook `id`, its secrets opened by `vault`.

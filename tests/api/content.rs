@@ -30,7 +30,9 @@ async fn videos_are_created_published_updated_and_deleted() {
     let v = &r["data"]["createVideo"]["video"];
     assert_eq!(r["data"]["createVideo"]["errors"], json!([]), "{r}");
     assert_eq!(v["draft"], true);
-    assert_eq!(v["duration"], 25.7);
+    assert_eq!(v["visibility"], "DRAFT", "a draft shows as DRAFT");
+    // Given in seconds, shown in milliseconds, as in Rewatch's schema.
+    assert_eq!(v["duration"], 25_700);
     assert_eq!(v["collections"], json!([{"id": coll}]));
     assert_eq!(v["taggedUsers"], json!([{"id": admin}]));
     let id = v["id"].as_str().expect("id").to_owned();
@@ -46,8 +48,12 @@ async fn videos_are_created_published_updated_and_deleted() {
         .expect("url")
         .starts_with("https://example.example.test/video/"));
 
-    let r = app.graphql("mutation ($i: PublishVideoInput!) { publishVideo(input: $i) { video { draft } errors { message } } }", json!({"i": {"videoId": id}})).await;
-    assert_eq!(r["data"]["publishVideo"]["video"]["draft"], false);
+    let r = app.graphql("mutation ($i: PublishVideoInput!) { publishVideo(input: $i) { video { draft visibility } errors { message } } }", json!({"i": {"videoId": id}})).await;
+    assert_eq!(
+        r["data"]["publishVideo"]["video"],
+        json!({"draft": false, "visibility": "PRIVATE"}),
+        "published, the video has the visibility it was given"
+    );
 
     let r = app
         .graphql(

@@ -77,10 +77,7 @@ async fn deleting_a_webhook_drops_its_queued_deliveries() {
             herald::domain::ids::ChannelId(1),
             id,
             &Default::default(),
-            herald::store::Page {
-                after: None,
-                limit: 10,
-            },
+            herald::store::Page::first(10),
         )
         .await
         .expect("log");

@@ -114,25 +114,32 @@ impl TestDb {
     }
 }
 
+/// Evaluates `$body` with `$c`, a new connection to `$db` on its backend.
+macro_rules! with_connection {
+    ($db:expr, |$c:ident| $body:expr) => {{
+        macro_rules! on {
+            ($conn:ty) => {{
+                let mut $c = <$conn as sqlx::Connection>::connect(&$db.url)
+                    .await
+                    .expect("connect");
+                $body
+            }};
+        }
+        if $db.pg.is_some() {
+            on!(sqlx::PgConnection)
+        } else {
+            on!(sqlx::SqliteConnection)
+        }
+    }};
+}
+
 impl TestDb {
     /// The number `sql` (a `SELECT COUNT(*) …`) counts, read straight from the database.
     pub async fn count(&self, sql: &str) -> i64 {
-        macro_rules! count_on {
-            ($conn:ty) => {{
-                let mut c = <$conn as sqlx::Connection>::connect(&self.url)
-                    .await
-                    .expect("connect");
-                sqlx::query_scalar::<_, i64>(sql)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect(sql)
-            }};
-        }
-        if self.pg.is_some() {
-            count_on!(sqlx::PgConnection)
-        } else {
-            count_on!(sqlx::SqliteConnection)
-        }
+        with_connection!(self, |c| sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&mut c)
+            .await
+            .expect(sql))
     }
 
     /// Runs `sql` straight on the database (to age rows, or seed many), as written.

@@ -3,6 +3,7 @@
 //! is set (a fresh database per test).
 
 mod auth;
+mod channel_events;
 mod cli;
 mod connections;
 mod content;
@@ -22,9 +23,12 @@ mod receivers;
 mod replay;
 mod retention;
 mod retries;
+mod rewatch_api;
+mod rewatch_schema;
 mod schema;
 mod secrets;
 mod serve;
 mod shutdown;
 mod unavailable;
+mod video_details;
 mod webhooks;

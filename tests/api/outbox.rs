@@ -192,7 +192,9 @@ async fn two_engines_on_one_database_share_its_queue_and_never_attempt_a_deliver
             secret: false,
             parent_id: None,
             admin_ids: Vec::new(),
+            admin_group_ids: Vec::new(),
             member_ids: Vec::new(),
+            member_group_ids: Vec::new(),
         };
         let changed = store
             .create_collection(&actor, &HandOff::none(), &new)

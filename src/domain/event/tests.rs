@@ -39,7 +39,9 @@ fn actor() -> User {
         first_name: "Example".into(),
         last_name: "User".into(),
         role: Role::Admin,
+        status: crate::domain::members::MemberStatus::Active,
         created_at: ms("2021-07-15T04:17:22.550Z"),
+        updated_at: ms("2021-07-15T04:17:22.550Z"),
     }
 }
 
@@ -63,7 +65,9 @@ fn collection(
         created_at: ms(created),
         updated_at: ms(created),
         admin_ids: vec![],
+        admin_group_ids: vec![],
         member_ids: vec![],
+        member_group_ids: vec![],
     }
 }
 
@@ -147,6 +151,9 @@ fn video_added_to_channel() {
         presented_at: Some(ms("2021-08-10T00:00:00.000Z")),
         duration: Some(25.7),
         draft: false,
+        uploader_id: None,
+        external_sharing_enabled: false,
+        show_comments_to_external_viewers: false,
         created_at: ms("2021-08-10T06:08:39.996Z"),
         updated_at: ms("2021-08-10T06:08:39.996Z"),
         collection_ids: vec![1326],
@@ -167,6 +174,9 @@ fn zoom_call(title: &str) -> Video {
         presented_at: Some(ms("2021-07-15T00:00:00.000Z")),
         duration: Some(60.466),
         draft: false,
+        uploader_id: None,
+        external_sharing_enabled: false,
+        show_comments_to_external_viewers: false,
         created_at: ms("2021-07-15T04:43:10.154Z"),
         updated_at: ms("2021-07-15T04:43:10.154Z"),
         collection_ids: vec![1215, 1222],
