@@ -7,13 +7,14 @@
 
 use super::content::{Channel, Collection, User, Video};
 use super::ids::{encode, Kind, Typed};
+use super::source::RelayedName;
 use super::time::format_ms;
 use super::webhook::WebhookEvent;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// The events herald emits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EventName {
     VideoAddedToChannel,
     VideoUpdated,
@@ -23,6 +24,8 @@ pub enum EventName {
     CollectionDeleted,
     /// A test delivery asked for by an admin (`testWebhook`): `actor` and `channel` only.
     Ping,
+    /// An event relayed from one of the channel's inbound sources (`plex.media.scrobble`).
+    Relayed(RelayedName),
 }
 
 impl EventName {
@@ -37,7 +40,7 @@ impl EventName {
     ];
 
     /// The wire name: `video.addedToChannel`.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             EventName::VideoAddedToChannel => "video.addedToChannel",
             EventName::VideoUpdated => "video.updated",
@@ -46,16 +49,21 @@ impl EventName {
             EventName::CollectionUpdated => "collection.updated",
             EventName::CollectionDeleted => "collection.deleted",
             EventName::Ping => "ping",
+            EventName::Relayed(name) => name.as_str(),
         }
     }
 
+    /// A channel event's name, or a well-formed relayed one.
     pub fn parse(s: &str) -> Option<Self> {
-        EventName::ALL.into_iter().find(|e| e.as_str() == s)
+        EventName::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .or_else(|| RelayedName::parse(s).map(EventName::Relayed))
     }
 
     /// The subscription that receives this event; `None` for pings, sent to one webhook on
     /// request whatever it subscribes to.
-    pub fn subscribed_by(self) -> Option<WebhookEvent> {
+    pub fn subscribed_by(&self) -> Option<WebhookEvent> {
         match self {
             EventName::VideoAddedToChannel | EventName::VideoUpdated | EventName::VideoDeleted => {
                 Some(WebhookEvent::Video)
@@ -64,6 +72,7 @@ impl EventName {
             | EventName::CollectionUpdated
             | EventName::CollectionDeleted => Some(WebhookEvent::Collection),
             EventName::Ping => None,
+            EventName::Relayed(_) => Some(WebhookEvent::Source),
         }
     }
 }

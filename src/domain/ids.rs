@@ -13,6 +13,8 @@ pub enum Kind {
     WebhookDelivery,
     Video,
     Collection,
+    Source,
+    SourceRequest,
 }
 
 impl Kind {
@@ -24,6 +26,8 @@ impl Kind {
             Kind::WebhookDelivery => "WebhookDelivery",
             Kind::Video => "Video",
             Kind::Collection => "Collection",
+            Kind::Source => "Source",
+            Kind::SourceRequest => "SourceRequest",
         }
     }
 
@@ -35,6 +39,8 @@ impl Kind {
             "WebhookDelivery" => Kind::WebhookDelivery,
             "Video" => Kind::Video,
             "Collection" => Kind::Collection,
+            "Source" => Kind::Source,
+            "SourceRequest" => Kind::SourceRequest,
             _ => return None,
         })
     }
@@ -95,6 +101,14 @@ row_id!(
 row_id!(
     /// A user's id.
     UserId, User
+);
+row_id!(
+    /// An inbound source's id.
+    SourceId, Source
+);
+row_id!(
+    /// The id of one request a source received (a line of its request log).
+    SourceRequestId, SourceRequest
 );
 
 /// A row id with a global ID.

@@ -4,9 +4,11 @@
 pub mod content;
 pub mod delivery;
 pub mod event;
+pub mod event_types;
 pub mod ids;
 pub mod net;
 pub mod retry;
+pub mod source;
 pub mod time;
 pub mod token;
 pub mod webhook;

@@ -1,5 +1,6 @@
 //! Webhooks: where to send, with which secrets, for which events.
 
+use super::event_types::EventPatterns;
 use super::ids::{ChannelId, UserId, WebhookId};
 use super::net::NetPolicy;
 use super::{plain_text, Invalid};
@@ -20,6 +21,8 @@ pub const LISTENER_SCHEME: &str = "herald-listen";
 pub enum WebhookEvent {
     Video,
     Collection,
+    /// Every event relayed from the channel's inbound sources.
+    Source,
 }
 
 impl WebhookEvent {
@@ -27,6 +30,7 @@ impl WebhookEvent {
         match self {
             WebhookEvent::Video => "VIDEO",
             WebhookEvent::Collection => "COLLECTION",
+            WebhookEvent::Source => "SOURCE",
         }
     }
 
@@ -34,6 +38,7 @@ impl WebhookEvent {
         match s {
             "VIDEO" => Some(WebhookEvent::Video),
             "COLLECTION" => Some(WebhookEvent::Collection),
+            "SOURCE" => Some(WebhookEvent::Source),
             _ => None,
         }
     }
@@ -189,7 +194,7 @@ pub fn parse_events(raw: &[WebhookEvent]) -> Result<Vec<WebhookEvent>, Invalid> 
     if out.is_empty() {
         return Err(Invalid::new(
             "events",
-            "subscribe to at least one event (VIDEO, COLLECTION)",
+            "subscribe to at least one event (VIDEO, COLLECTION, SOURCE)",
         ));
     }
     Ok(out)
@@ -257,6 +262,8 @@ pub struct NewWebhook {
     pub enabled: bool,
     /// A temporary webhook of `herald listen`.
     pub listener: bool,
+    /// The event names it takes, among its subscriptions' (`None`: all of them).
+    pub event_types: Option<EventPatterns>,
 }
 
 /// A change to a webhook; `None` leaves a field as it is.
@@ -269,6 +276,8 @@ pub struct WebhookPatch {
     pub secrets: Option<Vec<Secret>>,
     pub retries: Option<i64>,
     pub enabled: Option<bool>,
+    /// `Some(None)` clears the filter.
+    pub event_types: Option<Option<EventPatterns>>,
 }
 
 /// A stored webhook.
@@ -287,6 +296,7 @@ pub struct Webhook {
     pub created_at: i64,
     pub updated_at: i64,
     pub listener: bool,
+    pub event_types: Option<EventPatterns>,
 }
 
 #[cfg(test)]

@@ -90,7 +90,13 @@ impl Subscription {
             None => None,
         };
         let events: Vec<_> = events
-            .unwrap_or_else(|| vec![WebhookEvent::Video, WebhookEvent::Collection])
+            .unwrap_or_else(|| {
+                vec![
+                    WebhookEvent::Video,
+                    WebhookEvent::Collection,
+                    WebhookEvent::Source,
+                ]
+            })
             .into_iter()
             .map(Into::into)
             .collect();

@@ -10,6 +10,7 @@ mod content;
 pub mod limits;
 mod listen;
 mod objects;
+mod sources;
 mod webhooks;
 
 use crate::domain::content::{Role, User};
@@ -27,6 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 pub use objects::{ChannelUrl, Node};
+pub use sources::PublicUrl;
 
 pub type HeraldSchema = Schema<Query, Mutation, listen::Subscription>;
 
@@ -54,6 +56,7 @@ pub struct Mutation(
     webhooks::WebhookMutations,
     content::ContentMutations,
     listen::ListenMutations,
+    sources::SourceMutations,
 );
 
 /// The schema with its limits, without runtime data.
@@ -318,19 +321,38 @@ macro_rules! graphql_enum {
 
 graphql_enum!(
     /// What a webhook subscribes to.
-    WebhookEvent: crate::domain::webhook::WebhookEvent { Video => Video, Collection => Collection }
+    WebhookEvent: crate::domain::webhook::WebhookEvent { Video => Video, Collection => Collection, Source => Source }
 );
-graphql_enum!(
-    WebhookDeliveryEvent: crate::domain::event::EventName {
-        VideoAddedToChannel => VideoAddedToChannel,
-        VideoUpdated => VideoUpdated,
-        VideoDeleted => VideoDeleted,
-        CollectionCreated => CollectionCreated,
-        CollectionUpdated => CollectionUpdated,
-        CollectionDeleted => CollectionDeleted,
-        Ping => Ping,
+
+/// What a delivery carries.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum WebhookDeliveryEvent {
+    VideoAddedToChannel,
+    VideoUpdated,
+    VideoDeleted,
+    CollectionCreated,
+    CollectionUpdated,
+    CollectionDeleted,
+    Ping,
+    /// An event relayed from an inbound source: its name is in `eventName`.
+    Source,
+}
+
+impl From<&crate::domain::event::EventName> for WebhookDeliveryEvent {
+    fn from(v: &crate::domain::event::EventName) -> Self {
+        use crate::domain::event::EventName as E;
+        match v {
+            E::VideoAddedToChannel => Self::VideoAddedToChannel,
+            E::VideoUpdated => Self::VideoUpdated,
+            E::VideoDeleted => Self::VideoDeleted,
+            E::CollectionCreated => Self::CollectionCreated,
+            E::CollectionUpdated => Self::CollectionUpdated,
+            E::CollectionDeleted => Self::CollectionDeleted,
+            E::Ping => Self::Ping,
+            E::Relayed(_) => Self::Source,
+        }
     }
-);
+}
 graphql_enum!(
     WebhookDeliveryStatus: crate::domain::delivery::DeliveryStatus {
         Pending => Pending, Retrying => Retrying, Failed => Failed, Succeeded => Succeeded

@@ -26,6 +26,7 @@ pub enum Node {
     WebhookDelivery(DeliveryObject),
     Video(VideoObject),
     Collection(CollectionObject),
+    Source(super::sources::SourceObject),
 }
 
 #[derive(Default)]
@@ -95,6 +96,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
         Kind::Collection => {
             found(store.collection(ch, n).await)?.map(|c| Node::Collection(CollectionObject(c)))
         }
+        Kind::Source => {
+            super::sources::require_admin(user)?;
+            let source = store.source(ch, crate::domain::ids::SourceId(n)).await;
+            found(source)?.map(|s| Node::Source(super::sources::SourceObject::read(s)))
+        }
+        Kind::SourceRequest => None,
     })
 }
 
@@ -200,6 +207,16 @@ impl ChannelObject {
         Ok(connection(rows, want, |c| c.id, CollectionObject))
     }
 
+    /// The channel's inbound sources (admins only).
+    async fn sources(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, super::sources::SourceObject>> {
+        super::sources::list(ctx, self.0.id, first, after).await
+    }
+
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -252,6 +269,11 @@ impl WebhookObject {
     }
     async fn events(&self) -> Vec<WebhookEvent> {
         self.0.events.iter().map(|e| (*e).into()).collect()
+    }
+    /// The event names it takes among those of `events` (names, or prefixes ending in `*`);
+    /// `null` when it takes them all.
+    async fn event_types(&self) -> Option<&[String]> {
+        self.0.event_types.as_ref().map(|t| t.as_slice())
     }
     /// How many secrets sign each delivery (the secrets themselves are never readable).
     async fn secret_count(&self) -> usize {
@@ -314,7 +336,12 @@ impl DeliveryObject {
         &self.0.nonce
     }
     async fn event(&self) -> WebhookDeliveryEvent {
-        self.0.event.into()
+        (&self.0.event).into()
+    }
+    /// The event's name as sent in `Rewatch-Hook-Delivery-Event` (`video.updated`,
+    /// `plex.media.scrobble`).
+    async fn event_name(&self) -> &str {
+        self.0.event.as_str()
     }
     async fn status(&self) -> WebhookDeliveryStatus {
         self.0.status.into()

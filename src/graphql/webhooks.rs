@@ -6,6 +6,7 @@ use super::{
     WebhookEvent, ADMIN_ONLY,
 };
 use crate::domain::content::Role;
+use crate::domain::event_types::{check_against, EventPatterns};
 use crate::domain::ids::WebhookId;
 use crate::domain::net::NetPolicy;
 use crate::domain::webhook::{self as rules, NewWebhook, VerifyToken, WebhookPatch, WebhookUrl};
@@ -30,6 +31,10 @@ pub struct CreateWebhookInput {
     /// When given, herald first checks the endpoint (`GET <url>?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
     /// must echo `{"hub.challenge": …}` within 2 s) and saves nothing if it does not.
     pub verify_token: Option<String>,
+    /// Narrows `events` to these event names: exact (`video.deleted`) or a prefix ending in `*`
+    /// (`plex.*`); 1 to 50, each matching some event of `events`. Absent: every event of
+    /// `events`.
+    pub event_types: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -47,6 +52,8 @@ pub struct UpdateWebhookInput {
     pub enabled: Option<bool>,
     /// When given, the (new or current) URL must pass the endpoint handshake first.
     pub verify_token: Option<String>,
+    /// Replaces the event-type filter; `null` removes it (every event of `events`).
+    pub event_types: MaybeUndefined<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -115,21 +122,39 @@ fn verify_token(raw: Option<&str>) -> Result<Option<VerifyToken>, Invalid> {
     raw.map(VerifyToken::parse).transpose()
 }
 
+/// An `eventTypes` list.
+fn event_types(raw: &[String]) -> Result<EventPatterns, Invalid> {
+    EventPatterns::parse("eventTypes", raw)
+}
+
 fn parse_new(
     input: &CreateWebhookInput,
     net: &NetPolicy,
 ) -> Result<(NewWebhook, Option<VerifyToken>), Vec<UserError>> {
     let mut p = Problems::default();
+    let types = match &input.event_types {
+        None => Some(None),
+        Some(raw) => p.check(event_types(raw)).map(Some),
+    };
     let url = p.check(WebhookUrl::parse(&input.url, net));
     let description = p.check(rules::parse_description(input.description.as_deref()));
     let events = p.check(events(&input.events));
     let secrets = p.check(rules::parse_secrets(&input.secrets));
     let retries = p.check(retries(input.retries));
     let token = p.check(verify_token(input.verify_token.as_deref()));
-    match (url, description, events, secrets, retries, token) {
-        (Some(url), Some(description), Some(events), Some(secrets), Some(retries), Some(token))
-            if p.0.is_empty() =>
-        {
+    if let (Some(events), Some(Some(types))) = (&events, &types) {
+        p.check(check_against(events, types));
+    }
+    match (url, description, events, secrets, retries, token, types) {
+        (
+            Some(url),
+            Some(description),
+            Some(events),
+            Some(secrets),
+            Some(retries),
+            Some(token),
+            Some(event_types),
+        ) if p.0.is_empty() => {
             let new = NewWebhook {
                 url,
                 description,
@@ -138,6 +163,7 @@ fn parse_new(
                 retries: retries.unwrap_or(rules::DEFAULT_RETRIES),
                 enabled: input.enabled.unwrap_or(true),
                 listener: false,
+                event_types,
             };
             Ok((new, token))
         }
@@ -172,6 +198,11 @@ fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Ve
             .and_then(|s| p.check(rules::parse_secrets(s))),
         retries: p.check(retries(input.retries)).flatten(),
         enabled: input.enabled,
+        event_types: match &input.event_types {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => p.check(event_types(raw)).map(Some),
+        },
     };
     let token = p.check(verify_token(input.verify_token.as_deref()));
     match (id, token) {

@@ -17,6 +17,7 @@
 
 pub mod hub;
 mod listen;
+mod sources;
 mod webhooks;
 
 use crate::domain::content::{
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::{Attachment, Listening, LISTENER_GONE};
+pub use sources::{Answer, Unread, WithToken};
 
 /// What the outbox needs of the delivery engine (implemented by `worker::Engine`).
 #[async_trait]

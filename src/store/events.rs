@@ -5,10 +5,10 @@
 
 use super::backend::{Backend, Value};
 use super::links::CHUNK;
-use super::rows::{secrets, CollectionRow, TargetRow, COLLECTION_COLUMNS};
+use super::rows::{patterns, secrets, CollectionRow, TargetRow, COLLECTION_COLUMNS};
 use super::types::Change;
 use super::webhooks::subscribed_to;
-use super::{Changed, Claimed, Result, SqlStore, StoreError};
+use super::{Changed, Claimed, HandOff, Result, SqlStore, StoreError};
 use crate::domain::content::{Channel, Collection};
 use crate::domain::delivery::{new_nonce, DeliveryStatus};
 use crate::domain::event::{self, Catalog, EventName};
@@ -25,9 +25,16 @@ pub(super) struct Emitted {
     claimed: Vec<Claimed>,
     claimed_until: i64,
     enqueued: Vec<WebhookId>,
+    /// The event written, if any.
+    pub(super) event_id: Option<EventId>,
 }
 
 impl Emitted {
+    /// How many deliveries the event got.
+    pub(super) fn deliveries(&self) -> usize {
+        self.claimed.len() + self.enqueued.len()
+    }
+
     pub(super) fn into_changed<T>(self, value: T) -> Changed<T> {
         Changed {
             value,
@@ -73,15 +80,30 @@ where
         object: Json,
         updates: Option<Map<String, Json>>,
     ) -> Result<Emitted> {
-        let now = now_ms();
-        let (user, channel, hand_off) =
-            (&change.actor.user, &change.actor.channel, change.hand_off);
+        let (user, channel) = (&change.actor.user, &change.actor.channel);
         let user_json = Catalog::user_json(user);
         let channel_json = catalog.channel_json(channel);
-        let data: Arc<str> =
-            event::event_data(user_json, channel_json, object_key, object, updates).into();
-        let event_id = Self::insert_event(c, channel.id, name, now, &data).await?;
-        let hooks = Self::targets(c, channel.id, name).await?;
+        let data = event::event_data(user_json, channel_json, object_key, object, updates);
+        Self::emit_data(c, channel.id, change.hand_off, name, now_ms(), data.into()).await
+    }
+
+    /// [`Self::emit`] with the event's frozen part `data` made already (a relayed event's).
+    pub(super) async fn emit_data(
+        c: &mut B::Connection,
+        channel_id: ChannelId,
+        hand_off: &HandOff,
+        name: EventName,
+        now: i64,
+        data: Arc<str>,
+    ) -> Result<Emitted> {
+        let event_id = Self::insert_event(c, channel_id, &name, now, &data).await?;
+        let mut hooks = Vec::new();
+        for hook in Self::targets(c, channel_id, &name).await? {
+            match patterns(hook.event_types.as_deref())? {
+                Some(types) if !types.matches(name.as_str()) => {}
+                _ => hooks.push(hook),
+            }
+        }
         // Webhooks of `herald listen` are delivered to by the process holding their connection,
         // which may be another: their deliveries are left unclaimed for it.
         let claims = |hook: &TargetRow| {
@@ -91,6 +113,7 @@ where
         let claim = |hook: &TargetRow| claims(hook).then_some((lease, hand_off.until));
         let mut emitted = Emitted {
             claimed_until: hand_off.until,
+            event_id: Some(event_id),
             ..Emitted::default()
         };
         for chunk in hooks.chunks(CHUNK) {
@@ -109,7 +132,7 @@ where
                     webhook_id: hook.id,
                     lease,
                     nonce,
-                    event: name,
+                    event: name.clone(),
                     event_at: now,
                     data: data.clone(),
                     retries_made: 0,
@@ -125,7 +148,7 @@ where
     pub(super) async fn insert_event(
         c: &mut B::Connection,
         channel_id: ChannelId,
-        name: EventName,
+        name: &EventName,
         at: i64,
         data: &str,
     ) -> Result<EventId> {
@@ -141,17 +164,18 @@ where
     }
 
     /// The enabled webhooks of the channel subscribed to `name`, held until the transaction
-    /// ends where the backend needs it (see [`Backend::KEY_SHARE`]).
+    /// ends where the backend needs it (see [`Backend::KEY_SHARE`]). Their event-type filters
+    /// are left to the caller.
     async fn targets(
         c: &mut B::Connection,
         channel_id: ChannelId,
-        name: EventName,
+        name: &EventName,
     ) -> Result<Vec<TargetRow>> {
         let Some(subscription) = name.subscribed_by() else {
             return Ok(Vec::new());
         };
         Ok(sqlx::query_as::<B, TargetRow>(&format!(
-            "SELECT id, url, secrets, retries, listener FROM webhooks \
+            "SELECT id, url, secrets, retries, listener, event_types FROM webhooks \
              WHERE channel_id = $1 AND enabled = TRUE AND {} ORDER BY id {}",
             subscribed_to(subscription),
             B::KEY_SHARE

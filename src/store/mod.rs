@@ -25,7 +25,8 @@ use crate::domain::content::{
     VideoPatch,
 };
 use crate::domain::delivery::{Attempt, Delivery};
-use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, SourceId, UserId, WebhookId};
+use crate::domain::source::{Outcome, Source, SourcePatch, SourceRequest, SourceSettings};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ mod log;
 pub mod postgres;
 mod queue;
 mod rows;
+mod sources;
 mod sql;
 pub mod sqlite;
 mod tokens;
@@ -49,6 +51,7 @@ mod types;
 mod webhooks;
 
 pub use backend::{Backend, Begin, Commit, Value};
+pub use sources::Received;
 pub use sql::SqlStore;
 pub use types::{
     Actor, Authenticated, Changed, Claimed, DeliveryFilter, HandOff, Lease, Page, Quota, Recorded,
@@ -232,6 +235,56 @@ pub trait Store: Send + Sync + 'static {
     /// Hands claimed deliveries back unattempted: claimable again at once (they were due when
     /// claimed). A stale lease changes nothing.
     async fn release(&self, claims: &[Lease]) -> Result<()>;
+
+    // Inbound sources.
+    /// Creates a source whose ingest token hashes to `token_hash` (the token is not stored).
+    async fn create_source(
+        &self,
+        channel_id: ChannelId,
+        new: &SourceSettings,
+        token_hash: &str,
+    ) -> Result<Source>;
+    /// Applies `patch` to the source, checked whole against its current settings
+    /// ([`StoreError::Invalid`] when a rule is broken, and nothing is changed).
+    async fn update_source(
+        &self,
+        channel_id: ChannelId,
+        id: SourceId,
+        patch: &SourcePatch,
+    ) -> Result<Source>;
+    /// Gives the source a new ingest token (by its hash); the old one is refused at once.
+    async fn rotate_source_token(
+        &self,
+        channel_id: ChannelId,
+        id: SourceId,
+        token_hash: &str,
+    ) -> Result<Source>;
+    /// Deletes the source and its request log; the events it became stay.
+    async fn delete_source(&self, channel_id: ChannelId, id: SourceId) -> Result<()>;
+    async fn source(&self, channel_id: ChannelId, id: SourceId) -> Result<Source>;
+    async fn list_sources(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Source>>;
+    /// The source whose ingest token hashes to `token_hash`, with its channel.
+    async fn source_by_token(&self, token_hash: &str) -> Result<Option<(Source, Channel)>>;
+    /// The source's request log, newest first: `page.after` is exclusive and counts down.
+    async fn list_source_requests(
+        &self,
+        channel_id: ChannelId,
+        source_id: SourceId,
+        outcome: Option<Outcome>,
+        page: Page,
+    ) -> Result<Vec<SourceRequest>>;
+    /// Writes what a request to `source`, received at `at` (ms), came to: its log line and, for
+    /// an event to relay that is not a resend (by its dedupe key), the event and a delivery of
+    /// it to each subscribed webhook, in one transaction; the deliveries `hand_off` allows are
+    /// written claimed. `NotFound` when the source was deleted meanwhile.
+    async fn record_source_request(
+        &self,
+        hand_off: &HandOff,
+        source: &Source,
+        channel: &Channel,
+        at: i64,
+        received: &Received,
+    ) -> Result<Changed<SourceRequest>>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

@@ -5,6 +5,7 @@ use super::{Authenticated, Claimed, Result, StoreError};
 use crate::domain::content::{Channel, Collection, Role, User, Video, Visibility};
 use crate::domain::delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus};
 use crate::domain::event::EventName;
+use crate::domain::event_types::EventPatterns;
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::webhook::{DisabledReason, Webhook, WebhookEvent};
 
@@ -12,7 +13,7 @@ pub(super) const CHANNEL_COLUMNS: &str = "id, subdomain, name, description, crea
 pub(super) const USER_COLUMNS: &str =
     "id, channel_id, email, first_name, last_name, role, created_at";
 pub(super) const WEBHOOK_COLUMNS: &str =
-    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener";
+    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener, event_types";
 pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, created_at, updated_at";
 pub(super) const COLLECTION_COLUMNS: &str =
     "id, channel_id, parent_id, name, slug, description, secret, created_at, updated_at";
@@ -125,6 +126,7 @@ pub(super) struct WebhookRow {
     created_at: i64,
     updated_at: i64,
     listener: bool,
+    event_types: Option<String>,
 }
 
 impl TryFrom<WebhookRow> for Webhook {
@@ -157,6 +159,7 @@ impl TryFrom<WebhookRow> for Webhook {
             created_at: r.created_at,
             updated_at: r.updated_at,
             listener: r.listener,
+            event_types: patterns(r.event_types.as_deref())?,
         })
     }
 }
@@ -169,6 +172,18 @@ pub(super) struct TargetRow {
     pub(super) secrets: String,
     pub(super) retries: i64,
     pub(super) listener: bool,
+    /// JSON, see [`patterns`].
+    pub(super) event_types: Option<String>,
+}
+
+/// A JSON list of event patterns as stored (`webhooks.event_types`); `None` for NULL.
+pub(super) fn patterns(raw: Option<&str>) -> Result<Option<EventPatterns>> {
+    raw.map(|raw| {
+        serde_json::from_str::<Vec<String>>(raw)
+            .map(EventPatterns::trusted)
+            .map_err(|_| corrupt("webhooks.event_types", raw))
+    })
+    .transpose()
 }
 
 #[derive(sqlx::FromRow)]
@@ -336,6 +351,7 @@ impl ClaimRow {
     pub(super) fn claimed(self, lease: i64) -> Result<Claimed> {
         let event = EventName::parse(&self.event_name)
             .ok_or_else(|| corrupt("events.name", &self.event_name))?;
+        let ping = event == EventName::Ping;
         Ok(Claimed {
             event,
             secrets: secrets(&self.secrets)?,
@@ -346,11 +362,7 @@ impl ClaimRow {
             event_at: self.event_at,
             data: self.data.into(),
             retries_made: self.retries,
-            max_retries: if event == EventName::Ping {
-                0
-            } else {
-                self.max_retries
-            },
+            max_retries: if ping { 0 } else { self.max_retries },
             url: self.url,
         })
     }

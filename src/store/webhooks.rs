@@ -3,6 +3,7 @@
 use super::backend::{Backend, Begin, Commit, Value};
 use super::rows::{WebhookRow, WEBHOOK_COLUMNS};
 use super::{Page, Result, SqlStore, StoreError, WebhookFilter};
+use crate::domain::event_types::{check_against, EventPatterns};
 use crate::domain::ids::{ChannelId, UserId, WebhookId};
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{DisabledReason, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
@@ -16,8 +17,13 @@ pub(super) fn subscribed_to(subscription: WebhookEvent) -> String {
 }
 
 /// A list of names as stored in a JSON column.
-fn json_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+pub(super) fn json_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     serde_json::to_string(&names.collect::<Vec<_>>()).unwrap_or_default()
+}
+
+/// Event patterns as stored in a JSON column.
+pub(super) fn patterns_json(p: &EventPatterns) -> String {
+    json_list(p.as_slice().iter().map(String::as_str))
 }
 
 impl<B: Backend> SqlStore<B>
@@ -42,8 +48,8 @@ where
         let now = now_ms();
         let mut tx = self.writes.begin().await?;
         let id = sqlx::query_scalar::<B, WebhookId>(
-            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
+            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener, event_types) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) RETURNING id",
         )
         .bind(channel_id)
         .bind(new.url.as_str())
@@ -56,6 +62,7 @@ where
         .bind(creator_id)
         .bind(now)
         .bind(new.listener)
+        .bind(new.event_types.as_ref().map(patterns_json))
         .fetch_one(&mut *tx)
         .await?;
         let hook = Self::webhook_of(&mut tx, channel_id, id).await?;
@@ -87,10 +94,15 @@ where
             Some(s) => json_list(s.iter().map(|s| s.as_str())),
             None => json_list(cur.secrets.iter().map(String::as_str)),
         };
+        let event_types = patch.event_types.as_ref().unwrap_or(&cur.event_types);
+        if let Some(types) = event_types {
+            let subscriptions = patch.events.as_ref().unwrap_or(&cur.events);
+            check_against(subscriptions, types)?;
+        }
         sqlx::query(
             "UPDATE webhooks SET url = $1, description = $2, events = $3, secrets = $4, retries = $5, enabled = $6, \
-             disabled_reason = $7, updated_at = $8, failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END \
-             WHERE channel_id = $9 AND id = $10",
+             disabled_reason = $7, updated_at = $8, failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END, \
+             event_types = $11 WHERE channel_id = $9 AND id = $10",
         )
         .bind(patch.url.as_ref().map_or(cur.url.as_str(), |u| u.as_str()))
         .bind(patch.description.as_ref().unwrap_or(&cur.description))
@@ -102,6 +114,7 @@ where
         .bind(now_ms())
         .bind(channel_id)
         .bind(id)
+        .bind(event_types.as_ref().map(patterns_json))
         .execute(&mut *tx)
         .await?;
         let hook = Self::webhook_of(&mut tx, channel_id, id).await?;
