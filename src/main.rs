@@ -82,7 +82,7 @@ enum Command {
         /// An admin's API token.
         #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
         token: String,
-        /// Comma-separated event subscriptions (VIDEO, COLLECTION); default all.
+        /// Comma-separated event subscriptions (VIDEO, COLLECTION, SOURCE); default all.
         #[arg(long, value_delimiter = ',')]
         events: Vec<String>,
     },
