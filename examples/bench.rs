@@ -134,6 +134,21 @@ impl Stats {
 
     /// A delivery's body as the receiver got it (the first one checked), for the plain client
     /// to POST; a filler of about that size when nothing was delivered.
+    /// Lets the rest arrive (every delivery is made; `expected` since `base` received, or two
+    /// minutes), still measuring latency, then stops measuring. Returns how many arrived since
+    /// `base` and the latencies measured, sorted.
+    async fn settle(&self, base: u64, expected: u64) -> (u64, Vec<u32>) {
+        let until = Instant::now() + Duration::from_secs(120);
+        while self.received.load(Ordering::Relaxed) - base < expected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.measuring.store(false, Ordering::Relaxed);
+        let delivered = self.received.load(Ordering::Relaxed) - base;
+        let mut lat = self.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        lat.sort_unstable();
+        (delivered, lat)
+    }
+
     fn sample_body(&self) -> Bytes {
         self.sample_body
             .lock()
@@ -863,20 +878,8 @@ async fn run(
     let in_window_slow = stats.received_slow.load(Ordering::Relaxed) - slow_base;
     let in_window = in_window_all - in_window_slow;
     let cpu = cpu0.until(&CpuSample::now(&heralds));
-    // Let the rest arrive (every delivery is made), still measuring latency.
     let expected = events * expected_per_event;
-    let until = Instant::now() + Duration::from_secs(120);
-    while stats.received.load(Ordering::Relaxed) - base < expected && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stats.measuring.store(false, Ordering::Relaxed);
-    let delivered = stats.received.load(Ordering::Relaxed) - base;
-    let mut lat = stats
-        .latencies
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
-    lat.sort_unstable();
+    let (delivered, lat) = stats.settle(base, expected).await;
     let rss: f64 = heralds.iter().map(Herald::peak_rss_mib).fold(0.0, f64::max);
     // Every attempt is recorded: wait (up to a deadline) for the last rounds to commit.
     let until = Instant::now() + Duration::from_secs(30);
@@ -1050,18 +1053,7 @@ mod ingest {
         let in_window = stats.received.load(Ordering::Relaxed) - base;
         let cpu = cpu0.until(&CpuSample::now(std::slice::from_ref(&herald)));
         let expected = accepted * WEBHOOKS as u64;
-        let until = Instant::now() + Duration::from_secs(120);
-        while stats.received.load(Ordering::Relaxed) - base < expected && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        stats.measuring.store(false, Ordering::Relaxed);
-        let delivered = stats.received.load(Ordering::Relaxed) - base;
-        let mut lat = stats
-            .latencies
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default();
-        lat.sort_unstable();
+        let (delivered, lat) = stats.settle(base, expected).await;
         answers.sort_unstable();
         let ms = |us: u32| f64::from(us) / 1000.0;
         let dups = stats.duplicates.load(Ordering::Relaxed) - dup_base;

@@ -10,7 +10,6 @@ mod content;
 pub mod limits;
 mod listen;
 mod objects;
-mod sources;
 mod webhooks;
 
 use crate::domain::content::{Role, User};
@@ -353,6 +352,9 @@ impl From<&crate::domain::event::EventName> for WebhookDeliveryEvent {
         }
     }
 }
+// After the macro: it is in scope only below its definition.
+mod sources;
+
 graphql_enum!(
     WebhookDeliveryStatus: crate::domain::delivery::DeliveryStatus {
         Pending => Pending, Retrying => Retrying, Failed => Failed, Succeeded => Succeeded

@@ -36,77 +36,29 @@ pub(super) fn require_admin(user: &User) -> Result<()> {
 #[derive(Clone)]
 pub struct PublicUrl(pub String);
 
-/// The service that calls a source.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum SourceKind {
-    Strava,
-    Plex,
-    Jellyfin,
-    Emby,
-    StandardWebhooks,
-    Github,
-}
-
-impl From<SourceKind> for rules::SourceKind {
-    fn from(k: SourceKind) -> Self {
-        match k {
-            SourceKind::Strava => Self::Strava,
-            SourceKind::Plex => Self::Plex,
-            SourceKind::Jellyfin => Self::Jellyfin,
-            SourceKind::Emby => Self::Emby,
-            SourceKind::StandardWebhooks => Self::StandardWebhooks,
-            SourceKind::Github => Self::Github,
-        }
+graphql_enum!(
+    /// The service that calls a source.
+    SourceKind: rules::SourceKind {
+        Strava => Strava,
+        Plex => Plex,
+        Jellyfin => Jellyfin,
+        Emby => Emby,
+        StandardWebhooks => StandardWebhooks,
+        Github => Github,
     }
-}
-
-impl From<rules::SourceKind> for SourceKind {
-    fn from(k: rules::SourceKind) -> Self {
-        match k {
-            rules::SourceKind::Strava => Self::Strava,
-            rules::SourceKind::Plex => Self::Plex,
-            rules::SourceKind::Jellyfin => Self::Jellyfin,
-            rules::SourceKind::Emby => Self::Emby,
-            rules::SourceKind::StandardWebhooks => Self::StandardWebhooks,
-            rules::SourceKind::Github => Self::Github,
-        }
+);
+graphql_enum!(
+    /// What herald did with a request a source received: `ACCEPTED` (relayed as an event, or a
+    /// Strava handshake answered), `DUPLICATE` (a resend of a request already relayed: 200, not
+    /// relayed again), `FILTERED` (left out by `events`, `allowedUsers` or `allowedServers`:
+    /// 200), `REJECTED` (malformed, badly signed, too large, or a disabled source: 4xx).
+    SourceRequestOutcome: rules::Outcome {
+        Accepted => Accepted,
+        Duplicate => Duplicate,
+        Filtered => Filtered,
+        Rejected => Rejected,
     }
-}
-
-/// What herald did with a request a source received.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum SourceRequestOutcome {
-    /// Relayed as an event (or a Strava handshake answered).
-    Accepted,
-    /// A resend of a request already relayed: answered 200, not relayed again.
-    Duplicate,
-    /// Left out by the source's `events`, `allowedUsers` or `allowedServers`: answered 200.
-    Filtered,
-    /// Refused (malformed, badly signed, too large, disabled source): answered 4xx.
-    Rejected,
-}
-
-impl From<rules::Outcome> for SourceRequestOutcome {
-    fn from(o: rules::Outcome) -> Self {
-        match o {
-            rules::Outcome::Accepted => Self::Accepted,
-            rules::Outcome::Duplicate => Self::Duplicate,
-            rules::Outcome::Filtered => Self::Filtered,
-            rules::Outcome::Rejected => Self::Rejected,
-        }
-    }
-}
-
-impl From<SourceRequestOutcome> for rules::Outcome {
-    fn from(o: SourceRequestOutcome) -> Self {
-        match o {
-            SourceRequestOutcome::Accepted => Self::Accepted,
-            SourceRequestOutcome::Duplicate => Self::Duplicate,
-            SourceRequestOutcome::Filtered => Self::Filtered,
-            SourceRequestOutcome::Rejected => Self::Rejected,
-        }
-    }
-}
+);
 
 /// A source, with its ingest token when it was just made.
 pub struct SourceObject {

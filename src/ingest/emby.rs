@@ -2,9 +2,9 @@
 //! URL-encoded form) with the JSON in the field `data` (4.8 and older).
 
 use super::body::{field_ci, form_json, int, json_object, text, Json};
-use super::playback::{media_kind, ticks_ms, Media, Named, Playback};
-use super::{relayed_name, unless_filtered, Origin, Outcome, Rejection, Relayed, Request};
-use crate::domain::source::{SourceKind, SourceSettings};
+use super::playback::{media_kind, relay, ticks_ms, Media, Named, Playback};
+use super::{Outcome, Rejection, Request};
+use crate::domain::source::SourceSettings;
 use serde_json::{Map, Value};
 
 pub(super) async fn event(source: &SourceSettings, req: &Request) -> Result<Outcome, Rejection> {
@@ -22,18 +22,7 @@ pub(super) async fn event(source: &SourceSettings, req: &Request) -> Result<Outc
         let (item, session) = (at("Item", "Id"), at("Session", "Id"));
         format!("{server}:{event}:{user}:{item}:{session}:{date}")
     });
-    let relayed = Relayed {
-        name: relayed_name(SourceKind::Emby, &event)?,
-        dedupe_key,
-        object_key: "playback",
-        object: playback.to_json().to_string(),
-        raw: Some(json.text.clone()),
-    };
-    let origin = Origin {
-        user: [playback.user.id.as_deref(), playback.user.name.as_deref()],
-        server: playback.server.id.as_deref(),
-    };
-    Ok(unless_filtered(source, &event, &origin, relayed))
+    relay(source, &event, &event, &playback, dedupe_key, json.text)
 }
 
 fn state(event: &str) -> Option<&'static str> {
@@ -87,6 +76,8 @@ fn playback(p: &Map<String, Value>, event: &str) -> Playback {
 mod tests {
     use super::super::tests::{fixture, http_fixture, post, settings};
     use super::*;
+    use crate::domain::source::SourceKind;
+    use crate::ingest::Relayed;
     use serde_json::json;
 
     async fn relayed(req: &Request) -> Relayed {

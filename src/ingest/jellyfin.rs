@@ -3,9 +3,9 @@
 //! (everything a string, `"True"`, `""` for what is missing).
 
 use super::body::{field_ci, int, json_object, text};
-use super::playback::{media_kind, ticks_ms, Media, Named, Playback};
-use super::{relayed_name, unless_filtered, Origin, Outcome, Rejection, Relayed, Request};
-use crate::domain::source::{SourceKind, SourceSettings};
+use super::playback::{media_kind, relay, ticks_ms, Media, Named, Playback};
+use super::{Outcome, Rejection, Request};
+use crate::domain::source::SourceSettings;
 use serde_json::{Map, Value};
 
 pub(super) fn event(source: &SourceSettings, req: &Request) -> Result<Outcome, Rejection> {
@@ -23,18 +23,14 @@ pub(super) fn event(source: &SourceSettings, req: &Request) -> Result<Outcome, R
             part("ItemId")
         )
     });
-    let relayed = Relayed {
-        name: relayed_name(SourceKind::Jellyfin, &dotted(&kind))?,
+    relay(
+        source,
+        &kind,
+        &dotted(&kind),
+        &playback,
         dedupe_key,
-        object_key: "playback",
-        object: playback.to_json().to_string(),
-        raw: Some(json.text),
-    };
-    let origin = Origin {
-        user: [playback.user.id.as_deref(), playback.user.name.as_deref()],
-        server: playback.server.id.as_deref(),
-    };
-    Ok(unless_filtered(source, &kind, &origin, relayed))
+        json.text,
+    )
 }
 
 /// A notification type in dotted lower case: `PlaybackStart` → `playback.start`.
@@ -112,6 +108,8 @@ fn playback(p: &Map<String, Value>, kind: &str) -> Playback {
 mod tests {
     use super::super::tests::{fixture, post, settings};
     use super::*;
+    use crate::domain::source::SourceKind;
+    use crate::ingest::Relayed;
     use serde_json::json;
 
     fn relayed(body: &[u8], content_type: &str) -> Relayed {

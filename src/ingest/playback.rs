@@ -1,5 +1,7 @@
 //! The one shape of Plex's, Jellyfin's and Emby's events (SPEC §8.3): `playback`.
 
+use super::{relayed_name, unless_filtered, Origin, Outcome, Rejection, Relayed};
+use crate::domain::source::SourceSettings;
 use serde_json::{json, Value};
 
 /// Who or what, by id and name; either may be unknown.
@@ -75,4 +77,29 @@ pub(super) fn media_kind(raw: Option<String>) -> Option<String> {
 /// .NET ticks (100 ns) in milliseconds.
 pub(super) fn ticks_ms(ticks: Option<i64>) -> Option<i64> {
     ticks.map(|t| t / 10_000)
+}
+
+/// What a media server's request comes to: `playback` relayed as `<kind>.<name>` (the
+/// provider's `event` in herald's spelling), with the provider's JSON `raw`, unless the
+/// source's settings leave it out.
+pub(super) fn relay(
+    source: &SourceSettings,
+    event: &str,
+    name: &str,
+    playback: &Playback,
+    dedupe_key: Option<String>,
+    raw: String,
+) -> Result<Outcome, Rejection> {
+    let relayed = Relayed {
+        name: relayed_name(source.kind, name)?,
+        dedupe_key,
+        object_key: "playback",
+        object: playback.to_json().to_string(),
+        raw: Some(raw),
+    };
+    let origin = Origin {
+        user: [playback.user.id.as_deref(), playback.user.name.as_deref()],
+        server: playback.server.id.as_deref(),
+    };
+    Ok(unless_filtered(source, event, &origin, relayed))
 }

@@ -2,9 +2,9 @@
 //! with some events (read past, never kept).
 
 use super::body::{int, json_object, media_type, multipart_field, text};
-use super::playback::{media_kind, Media, Named, Playback};
-use super::{relayed_name, unless_filtered, Origin, Outcome, Rejection, Relayed, Request};
-use crate::domain::source::{SourceKind, SourceSettings};
+use super::playback::{media_kind, relay, Media, Named, Playback};
+use super::{Outcome, Rejection, Request};
+use crate::domain::source::SourceSettings;
 use serde_json::{Map, Value};
 
 pub(super) async fn event(source: &SourceSettings, req: &Request) -> Result<Outcome, Rejection> {
@@ -21,20 +21,9 @@ pub(super) async fn event(source: &SourceSettings, req: &Request) -> Result<Outc
     let event =
         text(json.value.get("event")).ok_or_else(|| Rejection::bad("the payload has no event"))?;
     let playback = playback(&json.value, &event);
-    let relayed = Relayed {
-        name: relayed_name(SourceKind::Plex, &event)?,
-        // Plex sends no id and no time: the same payload can be a new event (a track played
-        // again), so nothing marks a resend.
-        dedupe_key: None,
-        object_key: "playback",
-        object: playback.to_json().to_string(),
-        raw: Some(json.text),
-    };
-    let origin = Origin {
-        user: [playback.user.id.as_deref(), playback.user.name.as_deref()],
-        server: playback.server.id.as_deref(),
-    };
-    Ok(unless_filtered(source, &event, &origin, relayed))
+    // Plex sends no id and no time: the same payload can be a new event (a track played
+    // again), so nothing marks a resend.
+    relay(source, &event, &event, &playback, None, json.text)
 }
 
 fn state(event: &str) -> Option<&'static str> {
@@ -116,6 +105,7 @@ fn guids(meta: Option<&Map<String, Value>>) -> (Option<String>, Option<String>, 
 mod tests {
     use super::super::tests::{fixture, http_fixture, multipart, settings};
     use super::*;
+    use crate::domain::source::SourceKind;
     use serde_json::json;
 
     async fn read(source: &SourceSettings, req: &Request) -> Result<Outcome, Rejection> {

@@ -21,6 +21,9 @@ use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 use subtle::ConstantTimeEq;
 
 const SOURCE_COLUMNS: &str = "id, channel_id, name, kind, verify_token, secret, events, allowed_users, allowed_servers, enabled, created_at, updated_at";
+/// The columns a source's settings are written to, and when they were.
+const SETTINGS_COLUMNS: &str =
+    "name, kind, verify_token, secret, events, allowed_users, allowed_servers, enabled, updated_at";
 const REQUEST_COLUMNS: &str = "id, source_id, received_at, outcome, status, message, event_name";
 
 /// What a source's request came to, for the store to write.
@@ -112,7 +115,7 @@ impl TryFrom<RequestRow> for SourceRequest {
     }
 }
 
-/// The columns a source's settings are written to, in [`SOURCE_COLUMNS`]' order from `name`.
+/// A source's lists, as stored (JSON): events, allowed users, allowed servers.
 fn strings(s: &SourceSettings) -> [String; 3] {
     let strs = |l: &[String]| json_list(l.iter().map(String::as_str));
     [
@@ -142,28 +145,22 @@ where
         token_hash: &str,
     ) -> Result<Source> {
         let now = now_ms();
-        let [events, users, servers] = strings(new);
+        let mut qb = QueryBuilder::<B>::new(format!(
+            "INSERT INTO sources (channel_id, token_hash, created_at, {SETTINGS_COLUMNS}) VALUES ("
+        ));
+        qb.push_bind(channel_id)
+            .push(", ")
+            .push_bind(token_hash)
+            .push(", ")
+            .push_bind(now)
+            .push(", ");
+        Self::push_settings(&mut qb, new, now);
+        qb.push(") RETURNING id");
         let mut tx = self.writes.begin().await?;
-        let id = sqlx::query_scalar::<B, SourceId>(
-            "INSERT INTO sources (channel_id, name, kind, token_hash, verify_token, secret, events, allowed_users, allowed_servers, enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
-        )
-        .bind(channel_id)
-        .bind(&new.name)
-        .bind(new.kind.as_str())
-        .bind(token_hash)
-        .bind(new.verify_token.as_ref().map(|t| t.as_str()))
-        .bind(new.secret.as_ref().map(|s| s.as_str()))
-        .bind(events)
-        .bind(users)
-        .bind(servers)
-        .bind(new.enabled)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        let source = Self::source_of(&mut tx, channel_id, id).await?;
-        tx.commit().await?;
-        Ok(source)
+        let (id,): (SourceId,) = B::shorten_as(qb.build_query_as())
+            .fetch_one(&mut *tx)
+            .await?;
+        Self::committed(tx, channel_id, id).await
     }
 
     /// Applies `patch` to the source as it is in the transaction, checking the result whole.
@@ -178,27 +175,30 @@ where
         let s = patch
             .apply(&current.settings)
             .map_err(|mut problems| StoreError::Invalid(problems.remove(0)))?;
-        let [events, users, servers] = strings(&s);
-        sqlx::query(
-            "UPDATE sources SET name = $1, kind = $2, verify_token = $3, secret = $4, events = $5, allowed_users = $6, \
-             allowed_servers = $7, enabled = $8, updated_at = $9 WHERE channel_id = $10 AND id = $11",
-        )
-        .bind(&s.name)
-        .bind(s.kind.as_str())
-        .bind(s.verify_token.as_ref().map(|t| t.as_str()))
-        .bind(s.secret.as_ref().map(|s| s.as_str()))
-        .bind(events)
-        .bind(users)
-        .bind(servers)
-        .bind(s.enabled)
-        .bind(now_ms())
-        .bind(channel_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        let source = Self::source_of(&mut tx, channel_id, id).await?;
-        tx.commit().await?;
-        Ok(source)
+        let mut qb = QueryBuilder::<B>::new(format!("UPDATE sources SET ({SETTINGS_COLUMNS}) = ("));
+        Self::push_settings(&mut qb, &s, now_ms());
+        qb.push(") WHERE channel_id = ")
+            .push_bind(channel_id)
+            .push(" AND id = ")
+            .push_bind(id);
+        B::shorten(qb.build()).execute(&mut *tx).await?;
+        Self::committed(tx, channel_id, id).await
+    }
+
+    /// Binds `s`, then `now`, in the order of [`SETTINGS_COLUMNS`].
+    fn push_settings(qb: &mut QueryBuilder<'_, B>, s: &SourceSettings, now: i64) {
+        let [events, users, servers] = strings(s);
+        let mut values = qb.separated(", ");
+        values
+            .push_bind(s.name.clone())
+            .push_bind(s.kind.as_str())
+            .push_bind(s.verify_token.as_ref().map(|t| t.as_str().to_owned()))
+            .push_bind(s.secret.as_ref().map(|s| s.as_str().to_owned()))
+            .push_bind(events)
+            .push_bind(users)
+            .push_bind(servers)
+            .push_bind(s.enabled)
+            .push_bind(now);
     }
 
     /// Gives the source a new token (by its hash): the old one is refused from the commit on.
@@ -221,6 +221,15 @@ where
         if B::rows_affected(&done) == 0 {
             return Err(StoreError::NotFound);
         }
+        Self::committed(tx, channel_id, id).await
+    }
+
+    /// The source as `tx` leaves it, once `tx` is committed.
+    async fn committed(
+        mut tx: <B::Writes as Begin<B>>::Tx,
+        channel_id: ChannelId,
+        id: SourceId,
+    ) -> Result<Source> {
         let source = Self::source_of(&mut tx, channel_id, id).await?;
         tx.commit().await?;
         Ok(source)
