@@ -349,3 +349,33 @@ async fn a_relayed_delivery_is_retried_and_can_be_redelivered_with_its_nonce() {
     assert!(nonces.iter().all(|n| *n == nonces[0]), "{nonces:?}");
     assert_eq!(got[2].json()["event"], "jellyfin.playback.start");
 }
+
+#[tokio::test]
+async fn herald_listen_forwards_relayed_events() {
+    let app = spawn_app().await;
+    let local = TestReceiver::start().await;
+    let mut listen = crate::helpers::Process::spawn(
+        crate::helpers::herald()
+            .args([
+                "listen",
+                "--server",
+                &app.url(""),
+                "--forward-to",
+                &local.url(),
+            ])
+            .args(["--events", "SOURCE"])
+            .env("HERALD_TOKEN", &app.token),
+    );
+    listen.expect_line("Ready. Forwarding SOURCE events").await;
+    let secret_line = listen.expect_line("Webhook secret").await;
+    let secret = secret_line.rsplit(' ').next().expect("secret").to_owned();
+    let (_, path) = source(&app, json!({"name": "J", "kind": "JELLYFIN"})).await;
+    let body = fixture("jellyfin/playbackstart-episode.send-all-properties.moviepilot.json");
+    assert_eq!(post(&app, &path, &JSON, body).await.0, 200);
+    let got = local.wait_for(1).await;
+    herald_verify::Verifier::new([&secret])
+        .verify(&got[0].header_pairs(), &got[0].body)
+        .expect("signed with the listener's secret");
+    assert_eq!(got[0].json()["event"], "jellyfin.playback.start");
+    listen.expect_line("jellyfin.playback.start").await;
+}
