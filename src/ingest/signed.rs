@@ -4,7 +4,7 @@
 
 use super::body::{json_object, media_type, urlencoded_field};
 use super::{relayed_name, unless_filtered, Origin, Outcome, Rejection, Relayed, Request};
-use crate::domain::source::{truncated, SourceKind, SourceSettings};
+use crate::domain::source::{SourceKind, SourceSettings};
 use herald_verify::Verifier;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -97,8 +97,7 @@ pub(super) fn github(source: &SourceSettings, req: &Request) -> Result<Outcome, 
         object: body.text,
         raw: None,
     };
-    let shown = truncated(&event, 60);
-    Ok(unless_filtered(source, &shown, &Origin::default(), relayed))
+    Ok(unless_filtered(source, &event, &Origin::default(), relayed))
 }
 
 #[cfg(test)]
