@@ -463,9 +463,16 @@ async fn signed_sources_relay_what_verifies_refuse_the_rest_with_401_and_drop_re
     ];
     let (status, _) = post(&app, &standard, &replayed, &body[..]).await;
     assert_eq!(status, 401, "an old signature is refused");
+    // A captured signature under a new id, to get past the duplicate check: the id is signed.
+    let swapped = [headers[0], ("webhook-id", "msg_3"), headers[2], headers[3]];
+    let (status, _) = post(&app, &standard, &swapped, &body[..]).await;
+    assert_eq!(
+        status, 401,
+        "a signature replayed under another id is refused"
+    );
     assert_eq!(
         outcomes(&requests(&app, &sw_id).await),
-        ["ACCEPTED", "DUPLICATE", "REJECTED"]
+        ["ACCEPTED", "DUPLICATE", "REJECTED", "REJECTED"]
     );
 
     let got = rx.wait_for(2).await;
