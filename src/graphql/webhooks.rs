@@ -132,16 +132,16 @@ fn parse_new(
     net: &NetPolicy,
 ) -> Result<(NewWebhook, Option<VerifyToken>), Vec<UserError>> {
     let mut p = Problems::default();
-    let types = match &input.event_types {
-        None => Some(None),
-        Some(raw) => p.check(event_types(raw)).map(Some),
-    };
     let url = p.check(WebhookUrl::parse(&input.url, net));
     let description = p.check(rules::parse_description(input.description.as_deref()));
     let events = p.check(events(&input.events));
     let secrets = p.check(rules::parse_secrets(&input.secrets));
     let retries = p.check(retries(input.retries));
     let token = p.check(verify_token(input.verify_token.as_deref()));
+    let types = match &input.event_types {
+        None => Some(None),
+        Some(raw) => p.check(event_types(raw)).map(Some),
+    };
     if let (Some(events), Some(Some(types))) = (&events, &types) {
         p.check(check_against(events, types));
     }
