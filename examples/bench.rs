@@ -18,7 +18,9 @@
 //! `backlog` (a million deliveries queued for a dead receiver beside the fan-out), `metrics`
 //! (the fan-out while `GET /metrics` is scraped every second), `retention` (the fan-out while
 //! herald deletes a million old finished deliveries), `slow` (a third of the webhooks
-//! answer after 5 s), `two` (two herald processes on one PostgreSQL).
+//! answer after 5 s), `two` (two herald processes on one PostgreSQL),
+//! `ingest` (Strava-style POSTs to an inbound source at `--ingest-rate`, each relayed to three
+//! webhooks: requests/s accepted, the ingest answer's p99, end-to-end latency to the receiver).
 
 use bytes::Bytes;
 use clap::Parser;
@@ -42,7 +44,7 @@ struct Args {
     /// The PostgreSQL server for `--db postgres` (a fresh database is created there and dropped).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pg: String,
-    /// `fanout`, `latency`, `backlog`, `metrics`, `retention`, `slow`, `two` or `all`.
+    /// `fanout`, `latency`, `backlog`, `metrics`, `retention`, `slow`, `two`, `ingest` or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Seconds of load per scenario.
@@ -58,6 +60,9 @@ struct Args {
     /// delete while the fan-out runs.
     #[arg(long, default_value_t = 1_000_000)]
     old: i64,
+    /// Requests per second offered to the source in `ingest`.
+    #[arg(long, default_value_t = 500)]
+    ingest_rate: u64,
     /// The herald binary (default: `herald` beside this one's directory).
     #[arg(long)]
     herald: Option<PathBuf>,
@@ -135,6 +140,21 @@ impl Stats {
 
     /// A delivery's body as the receiver got it (the first one checked), for the plain client
     /// to POST; a filler of about that size when nothing was delivered.
+    /// Lets the rest arrive (every delivery is made; `expected` since `base` received, or two
+    /// minutes), still measuring latency, then stops measuring. Returns how many arrived since
+    /// `base` and the latencies measured, sorted.
+    async fn settle(&self, base: u64, expected: u64) -> (u64, Vec<u32>) {
+        let until = Instant::now() + Duration::from_secs(120);
+        while self.received.load(Ordering::Relaxed) - base < expected && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.measuring.store(false, Ordering::Relaxed);
+        let delivered = self.received.load(Ordering::Relaxed) - base;
+        let mut lat = self.latencies.lock().map(|l| l.clone()).unwrap_or_default();
+        lat.sort_unstable();
+        (delivered, lat)
+    }
+
     fn sample_body(&self) -> Bytes {
         self.sample_body
             .lock()
@@ -957,20 +977,8 @@ async fn run(
     let in_window_slow = stats.received_slow.load(Ordering::Relaxed) - slow_base;
     let in_window = in_window_all - in_window_slow;
     let cpu = cpu0.until(&CpuSample::now(&heralds));
-    // Let the rest arrive (every delivery is made), still measuring latency.
     let expected = events * expected_per_event;
-    let until = Instant::now() + Duration::from_secs(120);
-    while stats.received.load(Ordering::Relaxed) - base < expected && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    stats.measuring.store(false, Ordering::Relaxed);
-    let delivered = stats.received.load(Ordering::Relaxed) - base;
-    let mut lat = stats
-        .latencies
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
-    lat.sort_unstable();
+    let (delivered, lat) = stats.settle(base, expected).await;
     let rss: f64 = heralds.iter().map(Herald::peak_rss_mib).fold(0.0, f64::max);
     // Every attempt is recorded: wait (up to a deadline) for the last rounds to commit.
     let until = Instant::now() + Duration::from_secs(30);
@@ -1069,6 +1077,145 @@ async fn scrape_metrics(base: String, duration: Duration) -> (u64, Duration) {
 /// How long the plain client runs after each scenario.
 const PLAIN_AFTER_EACH: Duration = Duration::from_secs(5);
 
+/// The `ingest` scenario: a Strava source, POSTed to as Strava would, each event relayed to
+/// [`ingest::WEBHOOKS`] webhooks.
+mod ingest {
+    use super::*;
+
+    /// Webhooks subscribed to `SOURCE`.
+    pub const WEBHOOKS: usize = 3;
+
+    /// Offers `rate` Strava events per second to `url` for `duration`, each a new activity.
+    /// Returns the requests sent, those answered 200 `ACCEPTED`, and each answer's time (µs).
+    async fn offer(url: &str, rate: u64, duration: Duration) -> (u64, u64, Vec<u32>) {
+        let client = reqwest::Client::new();
+        let sent = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let workers = 64u64;
+        let period = Duration::from_secs_f64(workers as f64 / rate.max(1) as f64);
+        let until = Instant::now() + duration;
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (client, url) = (client.clone(), url.to_owned());
+            let (sent, accepted, answers) = (sent.clone(), accepted.clone(), answers.clone());
+            tasks.push(tokio::spawn(async move {
+                let start = tokio::time::Instant::now() + period.mul_f64(w as f64 / workers as f64);
+                let mut tick = tokio::time::interval_at(start, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                while Instant::now() < until {
+                    tick.tick().await;
+                    let n = sent.fetch_add(1, Ordering::Relaxed);
+                    let body = json!({
+                        "aspect_type": "create", "event_time": chrono::Utc::now().timestamp(),
+                        "object_id": n, "object_type": "activity", "owner_id": 134815,
+                        "subscription_id": 120475, "updates": {}
+                    });
+                    let t = Instant::now();
+                    let answer = client.post(&url).json(&body).send().await;
+                    let us = u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
+                    if let Ok(mut a) = answers.lock() {
+                        a.push(us);
+                    }
+                    match answer {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            if v["outcome"] == "ACCEPTED" {
+                                accepted.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Ok(r) => eprintln!("ingest answered {}", r.status()),
+                        Err(e) => eprintln!("ingest request failed: {e}"),
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let answers = answers.lock().map(|a| a.clone()).unwrap_or_default();
+        (
+            sent.load(Ordering::Relaxed),
+            accepted.load(Ordering::Relaxed),
+            answers,
+        )
+    }
+
+    pub async fn run(
+        args: &Args,
+        bin: &PathBuf,
+        stats: &Arc<Stats>,
+        addr: std::net::SocketAddr,
+    ) -> Row {
+        let db = Db::new(args).await;
+        let token = token(bin, &db.url);
+        let herald = Herald::start(bin, &db.url, None).await;
+        let client = reqwest::Client::new();
+        stats.slow_below.store(0, Ordering::Relaxed);
+        for i in 0..WEBHOOKS {
+            let hook = format!("http://{addr}/hook/{i}");
+            create_webhook(&client, &herald.url, &token, &hook, "SOURCE").await;
+        }
+        let r = gql(
+            &client,
+            &herald.url,
+            &token,
+            "mutation { createSource(input: {name: \"bench\", kind: STRAVA, verifyToken: \"bench\"}) { source { ingestUrl } errors { message } } }",
+            json!({}),
+        )
+        .await;
+        let public = r["data"]["createSource"]["source"]["ingestUrl"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"));
+        let path = &public[public.find("/ingest/").expect("an ingest URL")..];
+        let url = format!("{}{path}", herald.url);
+
+        if let Ok(mut l) = stats.latencies.lock() {
+            l.clear();
+        }
+        let base = stats.received.load(Ordering::Relaxed);
+        let dup_base = stats.duplicates.load(Ordering::Relaxed);
+        let cpu0 = CpuSample::now(std::slice::from_ref(&herald));
+        stats.measuring.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let duration = Duration::from_secs(args.duration);
+        let (sent, accepted, mut answers) = offer(&url, args.ingest_rate, duration).await;
+        let elapsed = started.elapsed();
+        let in_window = stats.received.load(Ordering::Relaxed) - base;
+        let cpu = cpu0.until(&CpuSample::now(std::slice::from_ref(&herald)));
+        let expected = accepted * WEBHOOKS as u64;
+        let (delivered, lat) = stats.settle(base, expected).await;
+        answers.sort_unstable();
+        let ms = |us: u32| f64::from(us) / 1000.0;
+        let dups = stats.duplicates.load(Ordering::Relaxed) - dup_base;
+        let rss = herald.peak_rss_mib();
+        drop(herald);
+        let events = db.scalar("SELECT COUNT(*) FROM events").await;
+        db.drop_database().await;
+        let (limit, _) = plain_limit(addr, stats.sample_body(), PLAIN_AFTER_EACH).await;
+        Row {
+            scenario: format!("ingest ({}, {WEBHOOKS} webhooks)", args.db),
+            events_per_s: accepted as f64 / elapsed.as_secs_f64(),
+            asked: args.ingest_rate,
+            deliveries_per_s: in_window as f64 / elapsed.as_secs_f64(),
+            p50: percentile(&lat, 0.5),
+            p90: percentile(&lat, 0.9),
+            p99: percentile(&lat, 0.99),
+            max: lat.last().copied().unwrap_or(0),
+            rss_mib: rss,
+            cpu_us_per_delivery: cpu.herald.as_micros() as f64 / in_window.max(1) as f64,
+            cpu_split: cpu.per(in_window),
+            limit,
+            note: format!(
+                "events/s offered = requests/s accepted ({accepted}/{sent}); ingest answer p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; latency columns: received by herald to received by the receiver; {delivered}/{expected} delivered, {events} events, {dups} duplicates",
+                ms(percentile(&answers, 0.5)),
+                ms(percentile(&answers, 0.99)),
+                ms(answers.last().copied().unwrap_or(0)),
+            ),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -1164,8 +1311,9 @@ async fn main() {
         .filter(|s| args.scenario == "all" || args.scenario == s.name)
         .filter(|s| s.processes == 1 || args.db == "postgres")
         .collect();
+    let with_ingest = args.scenario == "all" || args.scenario == "ingest";
     assert!(
-        !chosen.is_empty(),
+        !chosen.is_empty() || with_ingest,
         "no scenario {:?} for --db {}",
         args.scenario,
         args.db
@@ -1186,6 +1334,10 @@ async fn main() {
         if sc.name == "fanout" && behind {
             rows.push(highest_kept_up(&args, &bin, &stats, addr, sc, offered, sent).await);
         }
+    }
+    if with_ingest {
+        eprintln!("running ingest on {} for {} s …", args.db, args.duration);
+        rows.push(ingest::run(&args, &bin, &stats, addr).await);
     }
     let body = stats.sample_body();
     let (limit, limit_cpu) = plain_limit(addr, body.clone(), Duration::from_secs(10)).await;

@@ -145,6 +145,15 @@ fn handle(event: &Value) {
             "ping from {}",
             event["channel"]["subdomain"].as_str().unwrap_or("")
         ),
+        // Relayed from an inbound source (`plex.media.scrobble`, `strava.activity.created`, …).
+        _ if event.get("source").is_some() => format!(
+            "{name} from source \"{}\"{}",
+            event["source"]["name"].as_str().unwrap_or(""),
+            event["playback"]["media"]["title"]
+                .as_str()
+                .map(|t| format!(": \"{t}\""))
+                .unwrap_or_default()
+        ),
         other => format!("ignored {other}"),
     };
     println!("{line} nonce={nonce}");

@@ -401,10 +401,12 @@ impl App {
         let schema = graphql::schema()
             .data(self.services.clone())
             .data(graphql::ChannelUrl(self.config.channel_url.clone()))
+            .data(graphql::PublicUrl(self.config.public_url()))
             .finish();
         crate::http::HttpState {
             schema,
             store: self.store.clone(),
+            outbox: self.outbox.clone(),
         }
     }
 

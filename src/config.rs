@@ -32,6 +32,12 @@ pub struct Config {
     #[arg(long, env = "HERALD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// herald's own public base URL, where services reach it (`https://herald.example.com`): the
+    /// start of every source's ingest URL. Behind a proxy herald cannot guess it [default:
+    /// `http://` and the listen address].
+    #[arg(long, env = "HERALD_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Template of a channel's public URL; `{subdomain}` is replaced.
     #[arg(long, env = "HERALD_CHANNEL_URL", default_value = DEFAULT_CHANNEL_URL)]
     pub channel_url: String,
@@ -286,6 +292,21 @@ impl Config {
         if !self.channel_url.contains("{subdomain}") {
             return bad("HERALD_CHANNEL_URL", "must contain {subdomain}");
         }
+        if let Some(raw) = &self.public_url {
+            let ok = url::Url::parse(raw).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.has_host()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && u.username().is_empty()
+            });
+            if !ok {
+                return bad(
+                    "HERALD_PUBLIC_URL",
+                    "must be an absolute http:// or https:// URL without user, query or fragment",
+                );
+            }
+        }
         for (setting, ms) in [
             ("HERALD_HEADER_TIMEOUT_MS", self.header_timeout_ms),
             ("HERALD_IDLE_TIMEOUT_MS", self.idle_timeout_ms),
@@ -348,6 +369,15 @@ impl Config {
     pub fn retention(&self) -> Option<Duration> {
         (self.retention_days > 0)
             .then(|| Duration::from_secs(u64::from(self.retention_days) * 86_400))
+    }
+
+    /// The start of ingest URLs: `HERALD_PUBLIC_URL` without a trailing `/`, else `http://`
+    /// and the listen address.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
     }
 
     pub fn delivery_timeout(&self) -> Duration {
@@ -505,6 +535,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("database_url", &self.redacted_database_url())
             .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
             .field("channel_url", &self.channel_url)
             .field("dev", &self.dev)
             .field("initial_token_file", &self.initial_token_file)
@@ -572,6 +603,13 @@ mod tests {
         assert_eq!(c.retention_days, 30);
         assert!(!c.dev);
         assert!(c.validate().is_ok());
+        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+        let proxied = Config {
+            public_url: Some("https://herald.example.com/".into()),
+            ..Config::default()
+        };
+        assert!(proxied.validate().is_ok());
+        assert_eq!(proxied.public_url(), "https://herald.example.com");
     }
 
     #[test]
@@ -622,6 +660,14 @@ mod tests {
             Config {
                 database_url: "postgres://db/herald".into(),
                 sqlite_max_size_mb: 100,
+                ..Config::default()
+            },
+            Config {
+                public_url: Some("herald.example.com".into()),
+                ..Config::default()
+            },
+            Config {
+                public_url: Some("https://herald.example.com/?x=1".into()),
                 ..Config::default()
             },
         ];

@@ -1,4 +1,5 @@
-//! The axum router: `/api/graphql` and health. No business logic, no SQL. [`server`] serves it.
+//! The axum router: `/api/graphql`, sources' `/ingest/<token>`, and health. No business logic,
+//! no SQL. [`server`] serves it.
 
 pub mod server;
 
@@ -16,7 +17,7 @@ use axum::extract::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{middleware, Json, Router};
 use serde_json::json;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct HttpState {
     pub schema: HeraldSchema,
     pub store: SharedStore,
+    pub outbox: crate::outbox::Outbox,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -38,6 +40,10 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/graphql/ws", get(graphql_ws))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/ingest/{token}",
+            any(ingest).layer(DefaultBodyLimit::max(crate::ingest::MAX_BODY_BYTES)),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -252,6 +258,45 @@ fn is_json_in_utf8(value: &str) -> bool {
             .unwrap_or(value);
         !name.trim().eq_ignore_ascii_case("charset") || value.eq_ignore_ascii_case("utf-8")
     })
+}
+
+/// Any request to a source's ingest URL, outside `/api` and its tokens (the URL's token is
+/// the credential), answered by a task of its own like a GraphQL request: the outbox reads it,
+/// writes what it came to, and says what to answer.
+async fn ingest(
+    State(state): State<HttpState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request = body
+        .map(|body| crate::ingest::Request {
+            method: method.as_str().to_owned(),
+            query: uri.query().map(str::to_owned),
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            body,
+            now: chrono::Utc::now().timestamp(),
+        })
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => crate::outbox::Unread::TooLarge,
+            _ => crate::outbox::Unread::Broken,
+        });
+    let work = async move { state.outbox.ingest(&token, request).await }.in_current_span();
+    match tokio::spawn(work).await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            (status, Json(answer.body)).into_response()
+        }
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "Shutting down"),
+        },
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -7,6 +7,7 @@ pub mod domain;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod ingest;
 pub mod listen;
 pub mod metrics;
 pub mod outbox;

@@ -31,7 +31,7 @@ pub struct ListenOptions {
     pub server: url::Url,
     pub token: String,
     pub forward_to: url::Url,
-    /// `VIDEO`, `COLLECTION`; empty means all.
+    /// `VIDEO`, `COLLECTION`, `SOURCE`; empty means all.
     pub events: Vec<String>,
 }
 

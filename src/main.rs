@@ -86,7 +86,7 @@ enum Command {
         #[arg(long, env = "HERALD_TOKEN", hide_env_values = true)]
         token: String,
         /// Comma-separated event subscriptions (VIDEO, COLLECTION, MEMBER, GROUP, COMMENT,
-        /// HIGHLIGHT); default all.
+        /// HIGHLIGHT, SOURCE, WEBHOOK); default all.
         #[arg(long, value_delimiter = ',')]
         events: Vec<String>,
     },

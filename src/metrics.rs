@@ -173,7 +173,7 @@ impl Metrics {
             "events",
             "Events emitted, by name (each is delivered to every subscribed webhook)",
             "event",
-            EventName::ALL.map(EventName::as_str),
+            EventName::ALL.map(|e| e.fixed_name().unwrap_or_default()),
         )
         .to_vec();
         let disabled_by_herald = labelled(

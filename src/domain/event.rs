@@ -8,13 +8,14 @@
 use super::content::{Channel, Collection, User, Video};
 use super::groups::Group;
 use super::ids::{encode, Kind, Typed};
+use super::source::RelayedName;
 use super::time::format_ms;
 use super::webhook::WebhookEvent;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// The events herald emits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EventName {
     VideoAddedToChannel,
     VideoUpdated,
@@ -38,6 +39,8 @@ pub enum EventName {
     Ping,
     /// herald disabled one of the channel's webhooks: `channel` and `webhook`, no `actor`.
     WebhookDisabled,
+    /// An event relayed from one of the channel's inbound sources (`plex.media.scrobble`).
+    Relayed(RelayedName),
 }
 
 impl EventName {
@@ -64,8 +67,17 @@ impl EventName {
     ];
 
     /// The wire name: `video.addedToChannel`.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
+            EventName::Relayed(name) => name.as_str(),
+            _ => self.fixed_name().unwrap_or_default(),
+        }
+    }
+
+    /// The wire name of an event of herald's own (not relayed from a source): one of a fixed
+    /// set, for labels that must stay bounded (metrics).
+    pub fn fixed_name(&self) -> Option<&'static str> {
+        Some(match self {
             EventName::VideoAddedToChannel => "video.addedToChannel",
             EventName::VideoUpdated => "video.updated",
             EventName::VideoDeleted => "video.deleted",
@@ -85,16 +97,21 @@ impl EventName {
             EventName::HighlightDeleted => "highlight.deleted",
             EventName::Ping => "ping",
             EventName::WebhookDisabled => "webhook.disabled",
-        }
+            EventName::Relayed(_) => return None,
+        })
     }
 
+    /// A channel event's name, or a well-formed relayed one.
     pub fn parse(s: &str) -> Option<Self> {
-        EventName::ALL.into_iter().find(|e| e.as_str() == s)
+        EventName::ALL
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .or_else(|| RelayedName::parse(s).map(EventName::Relayed))
     }
 
     /// The subscription that receives this event; `None` for pings, sent to one webhook on
     /// request whatever it subscribes to.
-    pub fn subscribed_by(self) -> Option<WebhookEvent> {
+    pub fn subscribed_by(&self) -> Option<WebhookEvent> {
         use EventName as E;
         Some(match self {
             E::VideoAddedToChannel | E::VideoUpdated | E::VideoDeleted => WebhookEvent::Video,
@@ -108,6 +125,7 @@ impl EventName {
             E::CommentCreated | E::CommentRemoved => WebhookEvent::Comment,
             E::HighlightCreated | E::HighlightDeleted => WebhookEvent::Highlight,
             E::WebhookDisabled => WebhookEvent::Webhook,
+            E::Relayed(_) => WebhookEvent::Source,
             E::Ping => return None,
         })
     }

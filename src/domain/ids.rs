@@ -16,6 +16,8 @@ pub enum Kind {
     Group,
     Comment,
     Highlight,
+    Source,
+    SourceRequest,
 }
 
 impl Kind {
@@ -30,6 +32,8 @@ impl Kind {
             Kind::Group => "Group",
             Kind::Comment => "Comment",
             Kind::Highlight => "Highlight",
+            Kind::Source => "Source",
+            Kind::SourceRequest => "SourceRequest",
         }
     }
 
@@ -44,6 +48,8 @@ impl Kind {
             "Group" => Kind::Group,
             "Comment" => Kind::Comment,
             "Highlight" => Kind::Highlight,
+            "Source" => Kind::Source,
+            "SourceRequest" => Kind::SourceRequest,
             _ => return None,
         })
     }
@@ -104,6 +110,14 @@ row_id!(
 row_id!(
     /// A user's id.
     UserId, User
+);
+row_id!(
+    /// An inbound source's id.
+    SourceId, Source
+);
+row_id!(
+    /// The id of one request a source received (a line of its request log).
+    SourceRequestId, SourceRequest
 );
 
 /// A row id with a global ID.

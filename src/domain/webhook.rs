@@ -1,5 +1,6 @@
 //! Webhooks: where to send, with which secrets, for which events.
 
+use super::event_types::EventPatterns;
 use super::ids::{ChannelId, UserId, WebhookId};
 use super::net::NetPolicy;
 use super::{plain_text, Invalid};
@@ -24,18 +25,21 @@ pub enum WebhookEvent {
     Group,
     Comment,
     Highlight,
+    /// Every event relayed from the channel's inbound sources.
+    Source,
     /// herald's own notices about the channel's webhooks (`webhook.disabled`): opt-in.
     Webhook,
 }
 
 impl WebhookEvent {
-    pub const ALL: [WebhookEvent; 7] = [
+    pub const ALL: [WebhookEvent; 8] = [
         WebhookEvent::Video,
         WebhookEvent::Collection,
         WebhookEvent::Member,
         WebhookEvent::Group,
         WebhookEvent::Comment,
         WebhookEvent::Highlight,
+        WebhookEvent::Source,
         WebhookEvent::Webhook,
     ];
 
@@ -47,6 +51,7 @@ impl WebhookEvent {
             WebhookEvent::Group => "GROUP",
             WebhookEvent::Comment => "COMMENT",
             WebhookEvent::Highlight => "HIGHLIGHT",
+            WebhookEvent::Source => "SOURCE",
             WebhookEvent::Webhook => "WEBHOOK",
         }
     }
@@ -212,7 +217,7 @@ pub fn parse_events(raw: &[WebhookEvent]) -> Result<Vec<WebhookEvent>, Invalid> 
     if out.is_empty() {
         return Err(Invalid::new(
             "events",
-            "subscribe to at least one event (VIDEO, COLLECTION, MEMBER, GROUP, COMMENT, HIGHLIGHT)",
+            "subscribe to at least one event (VIDEO, COLLECTION, MEMBER, GROUP, COMMENT, HIGHLIGHT, SOURCE)",
         ));
     }
     Ok(out)
@@ -280,6 +285,8 @@ pub struct NewWebhook {
     pub enabled: bool,
     /// A temporary webhook of `herald listen`.
     pub listener: bool,
+    /// The event names it takes, among its subscriptions' (`None`: all of them).
+    pub event_types: Option<EventPatterns>,
 }
 
 /// A change to a webhook; `None` leaves a field as it is.
@@ -292,6 +299,8 @@ pub struct WebhookPatch {
     pub secrets: Option<Vec<Secret>>,
     pub retries: Option<i64>,
     pub enabled: Option<bool>,
+    /// `Some(None)` clears the filter.
+    pub event_types: Option<Option<EventPatterns>>,
 }
 
 /// A stored webhook.
@@ -310,6 +319,7 @@ pub struct Webhook {
     pub created_at: i64,
     pub updated_at: i64,
     pub listener: bool,
+    pub event_types: Option<EventPatterns>,
 }
 
 #[cfg(test)]

@@ -52,6 +52,11 @@ impl WebhookObject {
     async fn events(&self) -> Vec<WebhookEvent> {
         self.0.events.iter().map(|e| (*e).into()).collect()
     }
+    /// The event names it takes among those of `events` (names, or prefixes ending in `*`);
+    /// `null` when it takes them all.
+    async fn event_types(&self) -> Option<&[String]> {
+        self.0.event_types.as_ref().map(|t| t.as_slice())
+    }
     /// How many secrets sign each delivery (the secrets themselves are never readable).
     async fn secret_count(&self) -> usize {
         self.0.secrets.len()
@@ -109,7 +114,12 @@ impl DeliveryObject {
         &self.0.nonce
     }
     async fn event(&self) -> WebhookDeliveryEvent {
-        self.0.event.into()
+        (&self.0.event).into()
+    }
+    /// The event's name as sent in `Rewatch-Hook-Delivery-Event` (`video.updated`,
+    /// `plex.media.scrobble`).
+    async fn event_name(&self) -> &str {
+        self.0.event.as_str()
     }
     async fn status(&self) -> WebhookDeliveryStatus {
         self.0.status.into()

@@ -54,6 +54,7 @@ use scalars::Url;
 use users::ViewerInterface;
 
 pub use objects::{ChannelUrl, Node};
+pub use sources::PublicUrl;
 
 pub type HeraldSchema = Schema<Query, Mutation, listen::Subscription>;
 
@@ -85,6 +86,7 @@ pub struct Mutation(
     groups::GroupMutations,
     comments::CommentMutations,
     listen::ListenMutations,
+    sources::SourceMutations,
 );
 
 /// The schema with its limits, without runtime data.
@@ -305,6 +307,9 @@ macro_rules! graphql_enum {
     };
 }
 
+// After `graphql_enum!`, which it uses.
+mod sources;
+
 graphql_enum!(
     /// What a webhook subscribes to.
     WebhookEvent: crate::domain::webhook::WebhookEvent {
@@ -321,34 +326,66 @@ graphql_enum!(
         Comment => Comment,
         /// A highlight was created, or deleted.
         Highlight => Highlight,
+        /// Every event relayed from the channel's inbound sources (`plex.media.scrobble`, …).
+        Source => Source,
         /// herald disabled one of the channel's webhooks (`webhook.disabled`). Opt-in: only
         /// webhooks that name it get it.
         Webhook => Webhook,
     }
 );
-graphql_enum!(
-    WebhookDeliveryEvent: crate::domain::event::EventName {
-        VideoAddedToChannel => VideoAddedToChannel,
-        VideoUpdated => VideoUpdated,
-        VideoDeleted => VideoDeleted,
-        CollectionCreated => CollectionCreated,
-        CollectionUpdated => CollectionUpdated,
-        CollectionDeleted => CollectionDeleted,
-        MemberInvited => MemberInvited,
-        MemberJoined => MemberJoined,
-        MemberDeactivated => MemberDeactivated,
-        MemberUpdated => MemberUpdated,
-        GroupCreated => GroupCreated,
-        GroupUpdated => GroupUpdated,
-        GroupDeleted => GroupDeleted,
-        CommentCreated => CommentCreated,
-        CommentRemoved => CommentRemoved,
-        HighlightCreated => HighlightCreated,
-        HighlightDeleted => HighlightDeleted,
-        Ping => Ping,
-        WebhookDisabled => WebhookDisabled,
+/// What a delivery carries.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum WebhookDeliveryEvent {
+    VideoAddedToChannel,
+    VideoUpdated,
+    VideoDeleted,
+    CollectionCreated,
+    CollectionUpdated,
+    CollectionDeleted,
+    MemberInvited,
+    MemberJoined,
+    MemberDeactivated,
+    MemberUpdated,
+    GroupCreated,
+    GroupUpdated,
+    GroupDeleted,
+    CommentCreated,
+    CommentRemoved,
+    HighlightCreated,
+    HighlightDeleted,
+    Ping,
+    WebhookDisabled,
+    /// An event relayed from an inbound source: its name is in `eventName`.
+    Source,
+}
+
+impl From<&crate::domain::event::EventName> for WebhookDeliveryEvent {
+    fn from(v: &crate::domain::event::EventName) -> Self {
+        use crate::domain::event::EventName as E;
+        match v {
+            E::VideoAddedToChannel => Self::VideoAddedToChannel,
+            E::VideoUpdated => Self::VideoUpdated,
+            E::VideoDeleted => Self::VideoDeleted,
+            E::CollectionCreated => Self::CollectionCreated,
+            E::CollectionUpdated => Self::CollectionUpdated,
+            E::CollectionDeleted => Self::CollectionDeleted,
+            E::MemberInvited => Self::MemberInvited,
+            E::MemberJoined => Self::MemberJoined,
+            E::MemberDeactivated => Self::MemberDeactivated,
+            E::MemberUpdated => Self::MemberUpdated,
+            E::GroupCreated => Self::GroupCreated,
+            E::GroupUpdated => Self::GroupUpdated,
+            E::GroupDeleted => Self::GroupDeleted,
+            E::CommentCreated => Self::CommentCreated,
+            E::CommentRemoved => Self::CommentRemoved,
+            E::HighlightCreated => Self::HighlightCreated,
+            E::HighlightDeleted => Self::HighlightDeleted,
+            E::Ping => Self::Ping,
+            E::WebhookDisabled => Self::WebhookDisabled,
+            E::Relayed(_) => Self::Source,
+        }
     }
-);
+}
 graphql_enum!(
     WebhookDeliveryStatus: crate::domain::delivery::DeliveryStatus {
         Pending => Pending, Retrying => Retrying, Failed => Failed, Succeeded => Succeeded

@@ -31,6 +31,7 @@ pub enum Node {
     Comment(CommentObject),
     Highlight(HighlightObject),
     UnknownUser(UnknownUser),
+    Source(super::sources::SourceObject),
 }
 
 #[derive(Default)]
@@ -107,6 +108,12 @@ async fn resolve_node(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
         Kind::Highlight => {
             found(store.highlight(ch, n).await)?.map(|h| Node::Highlight(HighlightObject(h)))
         }
+        Kind::Source => {
+            super::sources::require_admin(user)?;
+            let source = store.source(ch, crate::domain::ids::SourceId(n)).await;
+            found(source)?.map(|s| Node::Source(super::sources::SourceObject::read(s)))
+        }
+        Kind::SourceRequest => None,
     })
 }
 
@@ -288,6 +295,16 @@ impl ChannelObject {
     }
 
     /// The same as `users` (herald's earlier name).
+    /// The channel's inbound sources (admins only).
+    async fn sources(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<Cursor, super::sources::SourceObject>> {
+        super::sources::list(ctx, self.0.id, first, after).await
+    }
+
     async fn members(
         &self,
         ctx: &Context<'_>,

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::domain::content::Role;
 use crate::domain::delivery::DeliveryStatus;
+use crate::domain::event_types::{check_against, EventPatterns};
 use crate::domain::ids::WebhookId;
 use crate::domain::net::NetPolicy;
 use crate::domain::webhook::{self as rules, NewWebhook, VerifyToken, WebhookPatch, WebhookUrl};
@@ -34,6 +35,10 @@ pub struct CreateWebhookInput {
     /// When given, herald first checks the endpoint (`GET <url>?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
     /// must echo `{"hub.challenge": …}` within 2 s) and saves nothing if it does not.
     pub verify_token: Option<String>,
+    /// Narrows `events` to these event names: exact (`video.deleted`) or a prefix ending in `*`
+    /// (`plex.*`); 1 to 50, each matching some event of `events`. Absent: every event of
+    /// `events`.
+    pub event_types: Option<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -51,6 +56,8 @@ pub struct UpdateWebhookInput {
     pub enabled: Option<bool>,
     /// When given, the (new or current) URL must pass the endpoint handshake first.
     pub verify_token: Option<String>,
+    /// Replaces the event-type filter; `null` removes it (every event of `events`).
+    pub event_types: MaybeUndefined<Vec<String>>,
 }
 
 #[derive(InputObject)]
@@ -141,6 +148,11 @@ fn verify_token(raw: Option<&str>) -> Result<Option<VerifyToken>, Invalid> {
     raw.map(VerifyToken::parse).transpose()
 }
 
+/// An `eventTypes` list.
+fn event_types(raw: &[String]) -> Result<EventPatterns, Invalid> {
+    EventPatterns::parse("eventTypes", raw)
+}
+
 fn parse_new(
     input: &CreateWebhookInput,
     net: &NetPolicy,
@@ -152,10 +164,23 @@ fn parse_new(
     let secrets = p.check(rules::parse_secrets(&input.secrets));
     let retries = p.check(retries(input.retries));
     let token = p.check(verify_token(input.verify_token.as_deref()));
-    match (url, description, events, secrets, retries, token) {
-        (Some(url), Some(description), Some(events), Some(secrets), Some(retries), Some(token))
-            if p.0.is_empty() =>
-        {
+    let types = match &input.event_types {
+        None => Some(None),
+        Some(raw) => p.check(event_types(raw)).map(Some),
+    };
+    if let (Some(events), Some(Some(types))) = (&events, &types) {
+        p.check(check_against(events, types));
+    }
+    match (url, description, events, secrets, retries, token, types) {
+        (
+            Some(url),
+            Some(description),
+            Some(events),
+            Some(secrets),
+            Some(retries),
+            Some(token),
+            Some(event_types),
+        ) if p.0.is_empty() => {
             let new = NewWebhook {
                 url,
                 description,
@@ -164,6 +189,7 @@ fn parse_new(
                 retries: retries.unwrap_or(rules::DEFAULT_RETRIES),
                 enabled: input.enabled.unwrap_or(true),
                 listener: false,
+                event_types,
             };
             Ok((new, token))
         }
@@ -198,6 +224,11 @@ fn parse_patch(input: &UpdateWebhookInput, net: &NetPolicy) -> Result<Update, Ve
             .and_then(|s| p.check(rules::parse_secrets(s))),
         retries: p.check(retries(input.retries)).flatten(),
         enabled: input.enabled,
+        event_types: match &input.event_types {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(raw) => p.check(event_types(raw)).map(Some),
+        },
     };
     let token = p.check(verify_token(input.verify_token.as_deref()));
     match (id, token) {

@@ -77,6 +77,7 @@ impl Outbox {
                     retries: MAX_RETRIES,
                     enabled: true,
                     listener: true,
+                    event_types: None,
                 };
                 let store = &self.0.store;
                 store.create_webhook(channel, actor.user.id, &new).await?.id

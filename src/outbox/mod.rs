@@ -9,7 +9,9 @@
 //! claimed by an engine that was never given them, to wait out their lease.
 //!
 //! The outbox also makes the attempts a user asks for (a ping, a redelivery), runs the endpoint
-//! handshake, and keeps the hub of `herald listen` sessions ([`hub`]).
+//! handshake, keeps the hub of `herald listen` sessions ([`hub`]), and takes the requests to
+//! sources' ingest URLs, whose events are written and handed over as a content change's are
+//! (`sources.rs`).
 //!
 //! The engine is reached only through [`Deliverer`], which `worker::Engine` implements: the
 //! outbox knows what it needs of an engine, not how one works, and nothing above the outbox
@@ -18,6 +20,7 @@
 mod community;
 pub mod hub;
 mod listen;
+mod sources;
 mod webhooks;
 
 use crate::domain::content::{
@@ -36,6 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use listen::{Attachment, Listening, LISTENER_GONE};
+pub use sources::{Answer, Unread, WithToken};
 
 /// What the outbox needs of the delivery engine (implemented by `worker::Engine`).
 #[async_trait]

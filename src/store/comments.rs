@@ -73,7 +73,8 @@ where
         users.extend(on.iter().filter_map(|h| h.creator_id).map(UserId::get));
         let cat = self.video_catalog(&mut tx, change, &video, &users).await?;
         let object = cat.comment_json(&comment, &video, on.as_ref());
-        let emitted = Self::emit(&mut tx, change, &cat, name, "comment", object, None).await?;
+        let emitted =
+            Self::emit(&mut tx, change, &cat, name.clone(), "comment", object, None).await?;
         if name == EventName::CommentRemoved {
             sqlx::query("DELETE FROM comments WHERE id = $1")
                 .bind(comment.id)
@@ -131,7 +132,16 @@ where
         let users: Vec<i64> = highlight.creator_id.iter().map(|u| u.get()).collect();
         let cat = self.video_catalog(&mut tx, change, &video, &users).await?;
         let object = cat.highlight_json(&highlight, Some(&video));
-        let emitted = Self::emit(&mut tx, change, &cat, name, "highlight", object, None).await?;
+        let emitted = Self::emit(
+            &mut tx,
+            change,
+            &cat,
+            name.clone(),
+            "highlight",
+            object,
+            None,
+        )
+        .await?;
         if name == EventName::HighlightDeleted {
             sqlx::query("DELETE FROM highlights WHERE id = $1")
                 .bind(highlight.id)

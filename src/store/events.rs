@@ -6,12 +6,13 @@
 use super::backend::{Backend, Value};
 use super::links::CHUNK;
 use super::rows::{
-    ChannelRow, CollectionRow, TargetRow, WebhookRow, CHANNEL_COLUMNS, COLLECTION_COLUMNS,
-    WEBHOOK_COLUMNS,
+    patterns, ChannelRow, CollectionRow, TargetRow, WebhookRow, CHANNEL_COLUMNS,
+    COLLECTION_COLUMNS, WEBHOOK_COLUMNS,
 };
+use super::secrets::Vault;
 use super::types::Change;
 use super::webhooks::subscribed_to;
-use super::{Changed, Claimed, Result, SqlStore, StoreError};
+use super::{Changed, Claimed, HandOff, Result, SqlStore, StoreError};
 use crate::domain::content::{Channel, Collection};
 use crate::domain::delivery::{new_nonce, DeliveryStatus};
 use crate::domain::event::{self, Catalog, EventName};
@@ -30,9 +31,16 @@ pub(super) struct Emitted {
     claimed_until: i64,
     enqueued: Vec<WebhookId>,
     event: Option<EventName>,
+    /// The event written, if any.
+    pub(super) event_id: Option<EventId>,
 }
 
 impl Emitted {
+    /// How many deliveries the event got.
+    pub(super) fn deliveries(&self) -> usize {
+        self.claimed.len() + self.enqueued.len()
+    }
+
     /// What this change and `other`, made in the same transaction, enqueued.
     pub(super) fn and(mut self, other: Emitted) -> Emitted {
         self.claimed.extend(other.claimed);
@@ -87,15 +95,41 @@ where
         object: Json,
         updates: Option<Map<String, Json>>,
     ) -> Result<Emitted> {
-        let now = now_ms();
-        let (user, channel, hand_off) =
-            (&change.actor.user, &change.actor.channel, change.hand_off);
+        let (user, channel) = (&change.actor.user, &change.actor.channel);
         let user_json = Catalog::user_json(user);
         let channel_json = catalog.channel_json(channel);
-        let data: Arc<str> =
-            event::event_data(user_json, channel_json, object_key, object, updates).into();
-        let event_id = Self::insert_event(c, channel.id, name, now, &data).await?;
-        let hooks = Self::targets(c, channel.id, name).await?;
+        let data = event::event_data(user_json, channel_json, object_key, object, updates);
+        let hand_off = change.hand_off;
+        Self::emit_data(
+            c,
+            channel.id,
+            hand_off,
+            change.vault,
+            name,
+            now_ms(),
+            data.into(),
+        )
+        .await
+    }
+
+    /// [`Self::emit`] with the event's frozen part `data` made already (a relayed event's).
+    pub(super) async fn emit_data(
+        c: &mut B::Connection,
+        channel_id: ChannelId,
+        hand_off: &HandOff,
+        vault: &Vault,
+        name: EventName,
+        now: i64,
+        data: Arc<str>,
+    ) -> Result<Emitted> {
+        let event_id = Self::insert_event(c, channel_id, &name, now, &data).await?;
+        let mut hooks = Vec::new();
+        for hook in Self::targets(c, channel_id, &name).await? {
+            match patterns(hook.event_types.as_deref())? {
+                Some(types) if !types.matches(name.as_str()) => {}
+                _ => hooks.push(hook),
+            }
+        }
         // Webhooks of `herald listen` are delivered to by the process holding their connection,
         // which may be another: their deliveries are left unclaimed for it.
         let claims = |hook: &TargetRow| {
@@ -105,7 +139,8 @@ where
         let claim = |hook: &TargetRow| claims(hook).then_some((lease, hand_off.until));
         let mut emitted = Emitted {
             claimed_until: hand_off.until,
-            event: Some(name),
+            event: Some(name.clone()),
+            event_id: Some(event_id),
             ..Emitted::default()
         };
         for chunk in hooks.chunks(CHUNK) {
@@ -124,13 +159,13 @@ where
                     webhook_id: hook.id,
                     lease,
                     nonce,
-                    event: name,
+                    event: name.clone(),
                     event_at: now,
                     data: data.clone(),
                     retries_made: 0,
                     max_retries: hook.retries,
                     url: hook.url.clone(),
-                    secrets: change.vault.open(hook.id, &hook.secrets)?,
+                    secrets: vault.open(hook.id, &hook.secrets)?,
                 });
             }
         }
@@ -167,8 +202,8 @@ where
         let catalog = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
         let data = event::webhook_disabled_data(catalog.channel_json(&channel), &hook, gone);
         let name = EventName::WebhookDisabled;
-        let event_id = Self::insert_event(c, channel.id, name, now, &data).await?;
-        let hooks = Self::targets(c, channel.id, name).await?;
+        let event_id = Self::insert_event(c, channel.id, &name, now, &data).await?;
+        let hooks = Self::targets(c, channel.id, &name).await?;
         for chunk in hooks.chunks(CHUNK) {
             let nonces: Vec<String> = chunk.iter().map(|_| new_nonce()).collect();
             Self::insert_deliveries(c, chunk, &nonces, event_id, now, |_| None).await?;
@@ -179,7 +214,7 @@ where
     pub(super) async fn insert_event(
         c: &mut B::Connection,
         channel_id: ChannelId,
-        name: EventName,
+        name: &EventName,
         at: i64,
         data: &str,
     ) -> Result<EventId> {
@@ -195,17 +230,18 @@ where
     }
 
     /// The enabled webhooks of the channel subscribed to `name`, held until the transaction
-    /// ends where the backend needs it (see [`Backend::KEY_SHARE`]).
+    /// ends where the backend needs it (see [`Backend::KEY_SHARE`]). Their event-type filters
+    /// are left to the caller.
     async fn targets(
         c: &mut B::Connection,
         channel_id: ChannelId,
-        name: EventName,
+        name: &EventName,
     ) -> Result<Vec<TargetRow>> {
         let Some(subscription) = name.subscribed_by() else {
             return Ok(Vec::new());
         };
         Ok(sqlx::query_as::<B, TargetRow>(&format!(
-            "SELECT id, url, secrets, retries, listener FROM webhooks \
+            "SELECT id, url, secrets, retries, listener, event_types FROM webhooks \
              WHERE channel_id = $1 AND enabled = TRUE AND {} ORDER BY id {}",
             subscribed_to(subscription),
             B::KEY_SHARE

@@ -1,7 +1,9 @@
 //! The domain's row ids bound and decoded as the integers they wrap, on either backend, so the
 //! SQL takes a `WebhookId` where it takes an `i64` and the domain needs no database crate.
 
-use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::ids::{
+    ChannelId, DeliveryId, EventId, SourceId, SourceRequestId, UserId, WebhookId,
+};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
@@ -54,4 +56,12 @@ macro_rules! bound_as_i64 {
     )+};
 }
 
-bound_as_i64!(WebhookId, DeliveryId, EventId, ChannelId, UserId);
+bound_as_i64!(
+    WebhookId,
+    DeliveryId,
+    EventId,
+    ChannelId,
+    UserId,
+    SourceId,
+    SourceRequestId
+);

@@ -30,8 +30,9 @@ use crate::domain::content::{
 use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::groups::{Group, GroupChange};
-use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, SourceId, UserId, WebhookId};
 use crate::domain::members::MemberChange;
+use crate::domain::source::{Outcome, Source, SourcePatch, SourceRequest, SourceSettings};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub mod postgres;
 mod queue;
 mod rows;
 mod secrets;
+mod sources;
 mod sql;
 pub mod sqlite;
 mod tokens;
@@ -64,6 +66,7 @@ mod webhooks;
 
 pub use backend::{Backend, Begin, Commit, Value};
 pub use secrets::{Resealed, SecretKeyRecord};
+pub use sources::Received;
 pub use sql::SqlStore;
 pub use types::{
     Actor, Authenticated, Batch, Changed, Claimed, DeliveryFilter, Disabled, HandOff, Lease,
@@ -366,6 +369,56 @@ pub trait Store: Send + Sync + 'static {
     /// Retention, one batch: among the events after id `after`, the first `limit` that happened
     /// before `before` (ms) are deleted when no delivery refers to them.
     async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Batch>;
+
+    // Inbound sources.
+    /// Creates a source whose ingest token hashes to `token_hash` (the token is not stored).
+    async fn create_source(
+        &self,
+        channel_id: ChannelId,
+        new: &SourceSettings,
+        token_hash: &str,
+    ) -> Result<Source>;
+    /// Applies `patch` to the source, checked whole against its current settings
+    /// ([`StoreError::Invalid`] when a rule is broken, and nothing is changed).
+    async fn update_source(
+        &self,
+        channel_id: ChannelId,
+        id: SourceId,
+        patch: &SourcePatch,
+    ) -> Result<Source>;
+    /// Gives the source a new ingest token (by its hash); the old one is refused at once.
+    async fn rotate_source_token(
+        &self,
+        channel_id: ChannelId,
+        id: SourceId,
+        token_hash: &str,
+    ) -> Result<Source>;
+    /// Deletes the source and its request log; the events it became stay.
+    async fn delete_source(&self, channel_id: ChannelId, id: SourceId) -> Result<()>;
+    async fn source(&self, channel_id: ChannelId, id: SourceId) -> Result<Source>;
+    async fn list_sources(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Source>>;
+    /// The source whose ingest token hashes to `token_hash`, with its channel.
+    async fn source_by_token(&self, token_hash: &str) -> Result<Option<(Source, Channel)>>;
+    /// The source's request log, newest first: `page.after` is exclusive and counts down.
+    async fn list_source_requests(
+        &self,
+        channel_id: ChannelId,
+        source_id: SourceId,
+        outcome: Option<Outcome>,
+        page: Page,
+    ) -> Result<Vec<SourceRequest>>;
+    /// Writes what a request to `source`, received at `at` (ms), came to: its log line and, for
+    /// an event to relay that is not a resend (by its dedupe key), the event and a delivery of
+    /// it to each subscribed webhook, in one transaction; the deliveries `hand_off` allows are
+    /// written claimed. `NotFound` when the source was deleted meanwhile.
+    async fn record_source_request(
+        &self,
+        hand_off: &HandOff,
+        source: &Source,
+        channel: &Channel,
+        at: i64,
+        received: &Received,
+    ) -> Result<Changed<SourceRequest>>;
 
     // Tokens and roles (CLI).
     /// The API tokens of the channel with this subdomain, or of every channel; oldest first.

@@ -70,7 +70,8 @@ where
         let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, webhook_id).await?;
         let cat = Catalog::new(self.channel_url(&channel.subdomain), Vec::new(), Vec::new());
         let data = event::ping_data(Catalog::user_json(user), cat.channel_json(channel));
-        let event_id = Self::insert_event(&mut tx, channel_id, EventName::Ping, now, &data).await?;
+        let event_id =
+            Self::insert_event(&mut tx, channel_id, &EventName::Ping, now, &data).await?;
         let id = sqlx::query_scalar::<B, DeliveryId>(
             "INSERT INTO deliveries (webhook_id, event_id, nonce, status, retries, url, next_attempt_at, lease, claimed_until, created_at, updated_at) \
              VALUES ($1, $2, $3, 'PENDING', 0, $4, $7, $6, $5, $7, $7) RETURNING id",

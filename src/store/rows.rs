@@ -7,6 +7,7 @@ use crate::domain::comments::{Comment, Highlight};
 use crate::domain::content::{Channel, Collection, Role, User, Video, Visibility};
 use crate::domain::delivery::{Attempt, AttemptResult, Delivery, DeliveryStatus};
 use crate::domain::event::EventName;
+use crate::domain::event_types::EventPatterns;
 use crate::domain::groups::Group;
 use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
 use crate::domain::members::MemberStatus;
@@ -16,7 +17,7 @@ pub(super) const CHANNEL_COLUMNS: &str = "id, subdomain, name, description, crea
 pub(super) const USER_COLUMNS: &str =
     "id, channel_id, email, first_name, last_name, role, status, created_at, updated_at";
 pub(super) const WEBHOOK_COLUMNS: &str =
-    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener";
+    "id, channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener, event_types";
 pub(super) const VIDEO_COLUMNS: &str = "id, channel_id, title, slug, summary, visibility, presented_at, duration, draft, uploader_id, \
      external_sharing_enabled, show_comments_to_external_viewers, created_at, updated_at";
 pub(super) const GROUP_COLUMNS: &str = "id, channel_id, name, description, created_at, updated_at";
@@ -141,6 +142,7 @@ pub(super) struct WebhookRow {
     created_at: i64,
     updated_at: i64,
     listener: bool,
+    event_types: Option<String>,
 }
 
 impl WebhookRow {
@@ -174,6 +176,7 @@ impl WebhookRow {
             created_at: r.created_at,
             updated_at: r.updated_at,
             listener: r.listener,
+            event_types: patterns(r.event_types.as_deref())?,
         })
     }
 }
@@ -186,6 +189,18 @@ pub(super) struct TargetRow {
     pub(super) secrets: String,
     pub(super) retries: i64,
     pub(super) listener: bool,
+    /// JSON, see [`patterns`].
+    pub(super) event_types: Option<String>,
+}
+
+/// A JSON list of event patterns as stored (`webhooks.event_types`); `None` for NULL.
+pub(super) fn patterns(raw: Option<&str>) -> Result<Option<EventPatterns>> {
+    raw.map(|raw| {
+        serde_json::from_str::<Vec<String>>(raw)
+            .map(EventPatterns::trusted)
+            .map_err(|_| corrupt("webhooks.event_types", raw))
+    })
+    .transpose()
 }
 
 #[derive(sqlx::FromRow)]
@@ -448,6 +463,7 @@ impl ClaimRow {
     pub(super) fn claimed(self, lease: i64, vault: &Vault) -> Result<Claimed> {
         let event = EventName::parse(&self.event_name)
             .ok_or_else(|| corrupt("events.name", &self.event_name))?;
+        let ping = event == EventName::Ping;
         Ok(Claimed {
             event,
             secrets: vault.open(self.webhook_id, &self.secrets)?,
@@ -458,11 +474,7 @@ impl ClaimRow {
             event_at: self.event_at,
             data: self.data.into(),
             retries_made: self.retries,
-            max_retries: if event == EventName::Ping {
-                0
-            } else {
-                self.max_retries
-            },
+            max_retries: if ping { 0 } else { self.max_retries },
             url: self.url,
         })
     }

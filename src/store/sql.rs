@@ -18,8 +18,9 @@ use crate::domain::content::{
 use crate::domain::crypto::{KeyId, Keyring};
 use crate::domain::delivery::{Attempt, Delivery};
 use crate::domain::groups::{Group, GroupChange};
-use crate::domain::ids::{ChannelId, DeliveryId, EventId, UserId, WebhookId};
+use crate::domain::ids::{ChannelId, DeliveryId, EventId, SourceId, UserId, WebhookId};
 use crate::domain::members::MemberChange;
+use crate::domain::source::{Outcome, Source, SourcePatch, SourceRequest, SourceSettings};
 use crate::domain::webhook::{NewWebhook, Webhook, WebhookPatch};
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Encode, Executor, Pool, Type};
@@ -510,6 +511,72 @@ where
 
     async fn prune_events(&self, before: i64, after: i64, limit: i64) -> Result<Batch> {
         self.prune_events(before, after, limit).await
+    }
+
+    async fn create_source(
+        &self,
+        channel_id: ChannelId,
+        new: &SourceSettings,
+        token_hash: &str,
+    ) -> Result<Source> {
+        self.create_source(channel_id, new, token_hash).await
+    }
+
+    async fn update_source(
+        &self,
+        channel_id: ChannelId,
+        id: SourceId,
+        patch: &SourcePatch,
+    ) -> Result<Source> {
+        self.update_source(channel_id, id, patch).await
+    }
+
+    async fn rotate_source_token(
+        &self,
+        channel_id: ChannelId,
+        id: SourceId,
+        token_hash: &str,
+    ) -> Result<Source> {
+        self.rotate_source_token(channel_id, id, token_hash).await
+    }
+
+    async fn delete_source(&self, channel_id: ChannelId, id: SourceId) -> Result<()> {
+        self.delete_source(channel_id, id).await
+    }
+
+    async fn source(&self, channel_id: ChannelId, id: SourceId) -> Result<Source> {
+        self.source(channel_id, id).await
+    }
+
+    async fn list_sources(&self, channel_id: ChannelId, page: Page) -> Result<Vec<Source>> {
+        self.list_sources(channel_id, page).await
+    }
+
+    async fn source_by_token(&self, token_hash: &str) -> Result<Option<(Source, Channel)>> {
+        self.source_by_token(token_hash).await
+    }
+
+    async fn list_source_requests(
+        &self,
+        channel_id: ChannelId,
+        source_id: SourceId,
+        outcome: Option<Outcome>,
+        page: Page,
+    ) -> Result<Vec<SourceRequest>> {
+        self.list_source_requests(channel_id, source_id, outcome, page)
+            .await
+    }
+
+    async fn record_source_request(
+        &self,
+        hand_off: &HandOff,
+        source: &Source,
+        channel: &Channel,
+        at: i64,
+        received: &super::Received,
+    ) -> Result<Changed<SourceRequest>> {
+        self.record_source_request(hand_off, source, channel, at, received)
+            .await
     }
 
     // Tokens and roles (CLI).

@@ -5,6 +5,7 @@ use super::pages::{in_order, push_page};
 use super::rows::{WebhookRow, WEBHOOK_COLUMNS};
 use super::secrets::Vault;
 use super::{Page, Result, SqlStore, StoreError, WebhookFilter};
+use crate::domain::event_types::{check_against, EventPatterns};
 use crate::domain::ids::{ChannelId, UserId, WebhookId};
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{DisabledReason, NewWebhook, Webhook, WebhookEvent, WebhookPatch};
@@ -40,8 +41,13 @@ pub(super) fn push_webhook_filter<B: Backend>(
 }
 
 /// A list of names as stored in a JSON column.
-fn json_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+pub(super) fn json_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     serde_json::to_string(&names.collect::<Vec<_>>()).unwrap_or_default()
+}
+
+/// Event patterns as stored in a JSON column.
+pub(super) fn patterns_json(p: &EventPatterns) -> String {
+    json_list(p.as_slice().iter().map(String::as_str))
 }
 
 impl<B: Backend> SqlStore<B>
@@ -67,8 +73,8 @@ where
         let secrets = self.vault.seal(new.secrets.iter().map(|s| s.as_str()))?;
         let mut tx = self.writes.begin().await?;
         let id = sqlx::query_scalar::<B, WebhookId>(
-            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
+            "INSERT INTO webhooks (channel_id, url, description, events, secrets, retries, enabled, disabled_reason, creator_id, created_at, updated_at, listener, event_types) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) RETURNING id",
         )
         .bind(channel_id)
         .bind(new.url.as_str())
@@ -81,6 +87,7 @@ where
         .bind(creator_id)
         .bind(now)
         .bind(new.listener)
+        .bind(new.event_types.as_ref().map(patterns_json))
         .fetch_one(&mut *tx)
         .await?;
         let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, id).await?;
@@ -113,10 +120,15 @@ where
             Some(e) => json_list(e.iter().map(|e| e.as_str())),
             None => json_list(cur.events.iter().map(|e| e.as_str())),
         };
+        let event_types = patch.event_types.as_ref().unwrap_or(&cur.event_types);
+        if let Some(types) = event_types {
+            let subscriptions = patch.events.as_ref().unwrap_or(&cur.events);
+            check_against(subscriptions, types)?;
+        }
         sqlx::query(
             "UPDATE webhooks SET url = $1, description = $2, events = $3, secrets = COALESCE($4, secrets), retries = $5, enabled = $6, \
-             disabled_reason = $7, updated_at = $8, failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END \
-             WHERE channel_id = $9 AND id = $10",
+             disabled_reason = $7, updated_at = $8, failing_since = CASE WHEN $6 AND NOT enabled THEN NULL ELSE failing_since END, \
+             event_types = $11 WHERE channel_id = $9 AND id = $10",
         )
         .bind(patch.url.as_ref().map_or(cur.url.as_str(), |u| u.as_str()))
         .bind(patch.description.as_ref().unwrap_or(&cur.description))
@@ -128,6 +140,7 @@ where
         .bind(now_ms())
         .bind(channel_id)
         .bind(id)
+        .bind(event_types.as_ref().map(patterns_json))
         .execute(&mut *tx)
         .await?;
         let hook = Self::webhook_of(&mut tx, &self.vault, channel_id, id).await?;

@@ -6,7 +6,7 @@ mod process;
 mod receiver;
 
 pub use process::{cli_token, fails, herald, herald_on, succeeds, Process};
-pub use receiver::{Reply, TestReceiver};
+pub use receiver::{Received, Reply, TestReceiver};
 
 use herald::app::{create_token, App, TokenRequest};
 use herald::config::Config;

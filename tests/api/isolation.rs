@@ -105,6 +105,7 @@ async fn raw_webhook(app: &TestApp, url: &str) -> String {
         retries: 0,
         enabled: true,
         listener: false,
+        event_types: None,
     };
     let w = app
         .store

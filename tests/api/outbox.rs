@@ -177,6 +177,7 @@ async fn two_engines_on_one_database_share_its_queue_and_never_attempt_a_deliver
             retries: 0,
             enabled: true,
             listener: false,
+            event_types: None,
         };
         let (channel, user) = (actor.channel.id, actor.user.id);
         store
