@@ -11,6 +11,12 @@
 //! Each [`App`](crate::app::App) has its own [`Metrics`] (nothing is global), so several herald
 //! instances in one process (the tests) count apart.
 
+mod histogram;
+mod process;
+
+use histogram::Histogram;
+use process::Process;
+
 use crate::domain::delivery::{AttemptResult, Fate};
 use crate::domain::event::EventName;
 use crate::store::{QueueStats, SharedStore};
@@ -19,15 +25,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::metrics::TypedMetric;
 use prometheus_client::registry::{Metric, Registry, Unit};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -414,158 +419,6 @@ const ATTEMPT_BUCKETS: [f64; 14] = [
 const ROUND_BUCKETS: [f64; 11] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 2.5,
 ];
-
-/// A histogram on atomics: `observe` is two relaxed additions and a bucket's, no lock (the
-/// crate's own histogram takes a mutex per observation).
-#[derive(Debug, Clone)]
-struct Histogram(Arc<HistogramParts>);
-
-#[derive(Debug)]
-struct HistogramParts {
-    bounds: &'static [f64],
-    /// Observations per bucket (not cumulative); the last is `+Inf`.
-    buckets: Box<[AtomicU64]>,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        let buckets = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
-        Histogram(Arc::new(HistogramParts {
-            bounds,
-            buckets,
-            sum_micros: AtomicU64::new(0),
-        }))
-    }
-
-    fn observe(&self, took: Duration) {
-        let parts = &self.0;
-        let secs = took.as_secs_f64();
-        let i = parts.bounds.partition_point(|b| *b < secs);
-        if let Some(bucket) = parts.buckets.get(i) {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        parts.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
-}
-
-impl TypedMetric for Histogram {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for Histogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let parts = &self.0;
-        let bounds = parts.bounds.iter().copied().chain([f64::INFINITY]);
-        // Each bucket's own count: the encoder makes them cumulative.
-        let buckets: Vec<(f64, u64)> = bounds
-            .zip(parts.buckets.iter())
-            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
-            .collect();
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = parts.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
-    }
-}
-
-/// The usual process metrics (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
-/// `process_open_fds`, …), read from `/proc/self` at each scrape; none where there is no
-/// `/proc` (not Linux).
-#[derive(Debug)]
-struct Process {
-    start: f64,
-}
-
-impl Process {
-    fn new() -> Self {
-        let start = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        Process { start }
-    }
-}
-
-/// Clock ticks per second in `/proc/self/stat`: `USER_HZ`, 100 on every Linux architecture
-/// herald builds for (it is part of the kernel's ABI).
-const USER_HZ: f64 = 100.0;
-
-impl prometheus_client::collector::Collector for Process {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeMetric as _;
-        use prometheus_client::metrics::gauge::ConstGauge;
-        let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-            return Ok(());
-        };
-        // The fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let field = |n: usize| -> f64 {
-            fields
-                .get(n - 3)
-                .and_then(|f| f.parse().ok())
-                .unwrap_or(0.0)
-        };
-        let cpu = (field(14) + field(15)) / USER_HZ;
-        let cpu_metric = prometheus_client::metrics::counter::ConstCounter::new(cpu);
-        cpu_metric.encode(encoder.encode_descriptor(
-            "process_cpu_seconds",
-            "User and system CPU time spent",
-            None,
-            MetricType::Counter,
-        )?)?;
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let kib = |key: &str| -> f64 {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|n| n.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        let gauges = [
-            (
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes",
-                kib("VmRSS:") * 1024.0,
-            ),
-            (
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
-                kib("VmSize:") * 1024.0,
-            ),
-            ("process_threads", "Threads of the process", kib("Threads:")),
-            (
-                "process_open_fds",
-                "Open file descriptors",
-                std::fs::read_dir("/proc/self/fd").map_or(0.0, |d| d.count() as f64),
-            ),
-            (
-                "process_start_time_seconds",
-                "When herald started, in seconds since the Unix epoch",
-                self.start,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            ConstGauge::new(value).encode(encoder.encode_descriptor(
-                name,
-                help,
-                None,
-                MetricType::Gauge,
-            )?)?;
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {
