@@ -1,6 +1,7 @@
 //! The axum router: `/api/graphql`, sources' `/ingest/<token>`, and health. No business logic,
 //! no SQL. [`server`] serves it.
 
+mod parse_errors;
 pub mod server;
 
 use crate::domain::token;
@@ -97,7 +98,8 @@ const ERROR_TEXT_CAP: usize = 4096;
 /// Every error answer carries a JSON body `{"errors": [{"message": …}]}`, also those that
 /// herald's handlers do not write themselves: extractors' rejections (their plain-text message
 /// is kept) and anything added later. (Requests that are not valid HTTP, such as a NUL in a
-/// header, are answered by hyper before any of this runs: 400 without a body.)
+/// header, are answered by hyper before any of this runs; [`parse_errors`] gives those answers
+/// their JSON body.)
 async fn json_errors(response: Response) -> Response {
     let status = response.status();
     let is_json = response

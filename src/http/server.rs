@@ -10,10 +10,14 @@
 //!   then the connection is closed. A client is told to come back rather than left waiting in
 //!   the kernel's queue, where it would hold its own resources and herald's backlog.
 //!
+//! A request hyper cannot parse gets its answer with a JSON body, as every error does
+//! ([`super::parse_errors`]).
+//!
 //! On shutdown, accepting stops, each connection finishes the request it is serving, and the
 //! server returns once every connection has closed (an upgraded WebSocket has left the server
 //! by then: its task is its own).
 
+use super::parse_errors::JsonParseErrors;
 use axum::Router;
 use hyper::rt::{Sleep, Timer};
 use hyper::server::conn::http1;
@@ -149,11 +153,11 @@ impl Connection {
         slot: OwnedSemaphorePermit,
     ) {
         let activity = Arc::new(Activity::new());
-        let io = TokioIo::new(Watched {
+        let io = TokioIo::new(JsonParseErrors::new(Watched {
             stream,
             activity: activity.clone(),
             _slot: slot,
-        });
+        }));
         let mut builder = http1::Builder::new();
         builder
             .timer(HeadTimer {
@@ -179,7 +183,7 @@ impl Connection {
             .header_read_timeout(limits.header_timeout.min(OVERFLOW_HEADER_TIMEOUT))
             .keep_alive(false);
         let service = TowerToHyperService::new(overflow);
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = builder.serve_connection(TokioIo::new(JsonParseErrors::new(stream)), service);
         self.run(conn).await;
     }
 

@@ -360,11 +360,39 @@ async fn every_error_has_a_json_body() {
         .await
         .expect("request");
     assert_eq!(resp.headers()["allow"], "GET,HEAD,POST");
-    // A NUL or other control character in a header is not HTTP: the HTTP library (hyper)
-    // answers 400 and closes the connection before herald sees the request (see
-    // docs/operations.md, "Limits").
-    let (status, _) = raw_request(&app, &post("Content-Type: application/json\u{0}"), &query).await;
-    assert_eq!(status, 400);
+}
+
+/// A request that is not HTTP (a control character in a header or the URI, a malformed
+/// method) is answered by the HTTP library before the router sees it; the answer still has a
+/// JSON body, and says what is wrong.
+#[tokio::test]
+async fn a_request_that_is_not_http_gets_a_json_error() {
+    let app = spawn_app().await;
+    let query = br#"{"query":"{ viewer { id } }"}"#;
+    for head in [
+        format!(
+            "POST /api/graphql HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\u{0}x",
+            app.token
+        ),
+        "POST /api/graphql HTTP/1.1\r\nX-Note: a\u{1}b".to_owned(),
+        "POST /api/gr\u{7f}aphql HTTP/1.1".to_owned(),
+        "P(ST /api/graphql HTTP/1.1".to_owned(),
+    ] {
+        let (status, answer) = raw_request(&app, head.as_bytes(), query).await;
+        assert_eq!(status, 400, "{head:?}: {answer}");
+        let json: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|_| panic!("{head:?}: a JSON body, got {answer:?}"));
+        assert_eq!(json["errors"][0]["extensions"]["code"], "MALFORMED_REQUEST", "{json}");
+        assert!(
+            json["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not valid HTTP")),
+            "{json}"
+        );
+    }
+    // The server goes on serving.
+    let r = app.graphql("{ viewer { id } }", json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
 }
 
 /// `query { ...F1 }`, each of `levels` fragments spreading the next one twice, the last one
