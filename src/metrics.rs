@@ -19,6 +19,7 @@ use process::Process;
 
 use crate::domain::delivery::{AttemptResult, Fate};
 use crate::domain::event::EventName;
+use crate::domain::source::{Outcome, SourceKind};
 use crate::store::{QueueStats, SharedStore};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -48,6 +49,22 @@ const RESULTS: [AttemptResult; 5] = [
 /// The classes of a receiver's HTTP status, `none` when it gave none (a timeout, a refused
 /// connection).
 const STATUS_CLASSES: [&str; 6] = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The `kind` label of an ingest request: its source's kind, or `unknown` for a token of no
+/// source (the last row of [`Metrics::ingested`]).
+const INGEST_KINDS: [&str; 7] = [
+    "strava",
+    "plex",
+    "jellyfin",
+    "emby",
+    "standard_webhooks",
+    "github",
+    "unknown",
+];
+
+/// The `outcome` label of an ingest request: what its log line says, or `error` when herald
+/// could not record it (answered 503).
+const INGEST_OUTCOMES: [&str; 5] = ["accepted", "duplicate", "filtered", "rejected", "error"];
 
 /// Why herald disabled a webhook, as the `reason` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +97,8 @@ pub struct Metrics {
     /// By [`DisabledBy`]: failing, gone.
     disabled_by_herald: [Counter; 2],
     replayed: Counter,
+    /// By [`INGEST_KINDS`] then [`INGEST_OUTCOMES`].
+    ingested: Vec<[Counter; 5]>,
     /// Deliveries (with their attempts), events.
     pruned: [Counter; 2],
     rounds: Counter,
@@ -193,6 +212,19 @@ impl Metrics {
             "deliveries_replayed",
             "Deliveries queued again by redeliverWebhookDeliveries",
         );
+        let family = Family::<Labels, Counter>::default();
+        let ingested = INGEST_KINDS
+            .iter()
+            .map(|kind| {
+                INGEST_OUTCOMES
+                    .map(|outcome| counter(&family, vec![("kind", kind), ("outcome", outcome)]))
+            })
+            .collect();
+        registry.register(
+            "ingest_requests",
+            "Requests to sources' ingest URLs, by source kind (unknown: a token of no source) and outcome",
+            family,
+        );
         let pruned = labelled(
             registry,
             "retention_deleted",
@@ -265,6 +297,7 @@ impl Metrics {
             events,
             disabled_by_herald,
             replayed,
+            ingested,
             pruned,
             rounds,
             slow_rounds,
@@ -316,6 +349,24 @@ impl Metrics {
     /// Counts deliveries queued again by a replay.
     pub fn replayed(&self, n: u64) {
         self.replayed.inc_by(n);
+    }
+
+    /// Counts a request to an ingest URL: the kind of its source (`None`: no source has its
+    /// token) and its outcome (`None`: it could not be recorded).
+    pub fn ingested(&self, kind: Option<SourceKind>, outcome: Option<Outcome>) {
+        let row = kind
+            .and_then(|k| SourceKind::ALL.iter().position(|x| *x == k))
+            .unwrap_or(INGEST_KINDS.len() - 1);
+        let column = match outcome {
+            Some(Outcome::Accepted) => 0,
+            Some(Outcome::Duplicate) => 1,
+            Some(Outcome::Filtered) => 2,
+            Some(Outcome::Rejected) => 3,
+            None => 4,
+        };
+        if let Some(counter) = self.ingested.get(row).and_then(|r| r.get(column)) {
+            counter.inc();
+        }
     }
 
     /// Counts what retention deleted: deliveries (with their attempts) and events.
@@ -472,5 +523,15 @@ mod tests {
         ] {
             assert!(out.contains(line), "{line} in {out}");
         }
+    }
+
+    #[test]
+    fn the_ingest_kinds_are_the_source_kinds_in_order_then_unknown() {
+        let kinds: Vec<String> = SourceKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_ascii_lowercase())
+            .chain(["unknown".to_owned()])
+            .collect();
+        assert_eq!(kinds, INGEST_KINDS);
     }
 }

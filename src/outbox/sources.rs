@@ -92,7 +92,11 @@ impl Outbox {
         token: &str,
         request: std::result::Result<ingest::Request, Unread>,
     ) -> Answer {
-        let unknown = || Answer::error(403, "No source has this ingest URL (was it rotated?)");
+        let metrics = &self.0.metrics;
+        let unknown = || {
+            metrics.ingested(None, Some(Outcome::Rejected));
+            Answer::error(403, "No source has this ingest URL (was it rotated?)")
+        };
         if !plausible_token(token) {
             return unknown();
         }
@@ -101,9 +105,11 @@ impl Outbox {
             Ok(None) => return unknown(),
             Err(e) => {
                 tracing::error!(error = %e, "looking up an ingest token failed");
+                metrics.ingested(None, None);
                 return Answer::error(503, "Internal error; try again");
             }
         };
+        let kind = source.settings.kind;
         let source_id = source.id.get();
         let at = now_ms();
         let mut handshake = None;
@@ -147,10 +153,14 @@ impl Outbox {
         })
         .await;
         match written {
-            Ok(line) => answer(&line, handshake),
+            Ok(line) => {
+                metrics.ingested(Some(kind), Some(line.outcome));
+                answer(&line, handshake)
+            }
             Err(super::Error::NotFound) => unknown(),
             Err(e) => {
                 tracing::error!(error = %e, source.id = source_id, "recording an ingest request failed");
+                metrics.ingested(Some(kind), None);
                 Answer::error(503, "Internal error; try again")
             }
         }

@@ -115,6 +115,47 @@ async fn the_queue_and_disabled_webhooks_are_read_from_the_database() {
 }
 
 #[tokio::test]
+async fn ingest_requests_are_counted_by_source_kind_and_outcome() {
+    use crate::sources::{fixture, post, source};
+    let app = spawn_app().await;
+    let (_, jellyfin) = source(&app, json!({"name": "Jellyfin", "kind": "JELLYFIN"})).await;
+    let (_, filtered) = source(
+        &app,
+        json!({"name": "Only pauses", "kind": "JELLYFIN", "events": ["jellyfin.playback.pause"]}),
+    )
+    .await;
+    let body = fixture("jellyfin/playbackstop-movie.send-all-properties.constructed.json");
+    let json_type = [("content-type", "application/json")];
+    for (path, body, expected) in [
+        (&jellyfin, body.clone(), 200),
+        (&jellyfin, body.clone(), 200),
+        (&filtered, body, 200),
+        (&jellyfin, b"{not json".to_vec(), 400),
+    ] {
+        let (status, answer) = post(&app, path, &json_type, body).await;
+        assert_eq!(status, expected, "{answer}");
+    }
+    let (status, _) = post(&app, "/ingest/no-such-token", &json_type, "{}").await;
+    assert_eq!(status, 403);
+
+    let text = scrape(&app).await;
+    let expect = [
+        ("accepted", "jellyfin", 1.0),
+        ("duplicate", "jellyfin", 1.0),
+        ("filtered", "jellyfin", 1.0),
+        ("rejected", "jellyfin", 1.0),
+        ("error", "jellyfin", 0.0),
+        ("accepted", "plex", 0.0),
+        ("rejected", "unknown", 1.0),
+    ];
+    for (outcome, kind, value) in expect {
+        let series =
+            format!("herald_ingest_requests_total{{kind=\"{kind}\",outcome=\"{outcome}\"}}");
+        assert_eq!(sample(&text, &series), Some(value), "{series} in\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn metrics_can_be_served_on_a_listener_of_their_own() {
     let port = closed_port();
     let app = spawn_app_with(|c| c.metrics_listen = Some(([127, 0, 0, 1], port).into())).await;
