@@ -439,19 +439,23 @@ impl App {
     ) -> Result<(), AppError> {
         self.check_open_files();
         let (stop_tx, stop_rx) = watch::channel(false);
+        // The metrics listener has the API's limits: a scraper is a client like any other.
         let metrics = match self.config.metrics_listen {
             Some(address) => {
                 let listener = bind(address).await?;
                 let router = self.metrics_router();
+                let routers = crate::http::server::Routers {
+                    api: router.clone(),
+                    overflow: router,
+                };
+                let limits = self.config.connection_limits();
                 let mut stopped = stop_rx.clone();
-                Some(tokio::spawn(async move {
-                    let stop = async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    };
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(stop)
-                        .await
-                }))
+                let stop = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                Some(tokio::spawn(crate::http::server::serve(
+                    listener, routers, limits, stop,
+                )))
             }
             None => None,
         };

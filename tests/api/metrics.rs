@@ -6,6 +6,7 @@ use crate::helpers::{
     TestReceiver, DEADLINE,
 };
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The value of the sample `series` (a name with its labels, as written) in `text`.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
@@ -158,7 +159,11 @@ async fn ingest_requests_are_counted_by_source_kind_and_outcome() {
 #[tokio::test]
 async fn metrics_can_be_served_on_a_listener_of_their_own() {
     let port = closed_port();
-    let app = spawn_app_with(|c| c.metrics_listen = Some(([127, 0, 0, 1], port).into())).await;
+    let app = spawn_app_with(|c| {
+        c.metrics_listen = Some(([127, 0, 0, 1], port).into());
+        c.header_timeout_ms = 300;
+    })
+    .await;
     assert_eq!(app.get("/metrics").await.status(), 404);
     let url = format!("http://127.0.0.1:{port}/metrics");
     let text = eventually(DEADLINE, || async {
@@ -170,4 +175,15 @@ async fn metrics_can_be_served_on_a_listener_of_their_own() {
     })
     .await;
     assert!(text.contains("herald_events_total"), "{text}");
+
+    // It has the API's limits: a client that sends half a request is not kept waiting for.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /metr").await.expect("write");
+    let mut rest = Vec::new();
+    tokio::time::timeout(DEADLINE, slow.read_to_end(&mut rest))
+        .await
+        .expect("the metrics listener closes a connection past its header timeout")
+        .ok();
 }
