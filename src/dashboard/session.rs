@@ -347,8 +347,8 @@ fn sign_in_form(status: StatusCode, problem: Option<&str>, flash: Option<&Flash>
             form.card method="post" action="/dashboard/sign-in" {
                 h1 { "Sign in" }
                 p.muted {
-                    "Paste an API token of a channel admin. "
-                    code { "herald token create --role admin" } " prints one."
+                    "Paste the API token of a channel admin: the one herald wrote when it first started, or one that "
+                    code { "herald token create --role admin" } " printed."
                 }
                 @if let Some(flash) = flash { (view::flash(flash)) }
                 @if let Some(problem) = problem {

@@ -54,7 +54,7 @@ pub async fn list(State(d): State<Dashboard>, s: Signed) -> Result<view::Rendere
             div.card.table-wrap {
                 table.webhooks {
                     thead { tr {
-                        th { "Webhook" } th { "Status" } th.num { "Last hour" }
+                        th { "Webhook" } th { "Status" } th.num.wide { "Last hour" }
                         th.num { "Last day" } th { "Last attempt" } th.actions { span.sr { "Actions" } }
                     } }
                     tbody {
@@ -63,13 +63,14 @@ pub async fn list(State(d): State<Dashboard>, s: Signed) -> Result<view::Rendere
                             tr {
                                 td.hook { (summary(hook)) }
                                 td { (state(&d, hook, now)) }
-                                td.num { (view::rate(seen.map(|a| a.recent).unwrap_or_default())) }
+                                td.num.wide { (view::rate(seen.map(|a| a.recent).unwrap_or_default())) }
                                 td.num { (view::rate(seen.map(|a| a.window).unwrap_or_default())) }
                                 td {
                                     @if let Some(a) = seen {
-                                        (view::attempt_result(a.last.result))
-                                        @if let Some(code) = a.last.code { " " span.mono { (code) } }
-                                        br;
+                                        div.result {
+                                            (view::attempt_result(a.last.result))
+                                            @if let Some(code) = a.last.code { span.mono { "HTTP " (code) } }
+                                        }
                                         (view::when(a.last.at, now))
                                     } @else {
                                         span.muted { "none in 24 h" }
@@ -122,8 +123,8 @@ pub(super) fn state(d: &Dashboard, hook: &Webhook, now: i64) -> Markup {
             }
         }
         @if let Some(until) = paused {
-            div.paused.small title=(view::utc(until)) {
-                "Paused by the breaker until " (view::utc(until)) " (" (view::relative(until, now)) ")"
+            div.paused title="herald holds its deliveries back while its receiver keeps failing, then tries one" {
+                (view::badge("wait", "PAUSED")) " until " (view::when(until, now))
             }
         }
     }
@@ -139,7 +140,7 @@ pub(super) fn buttons(s: &Signed, hook: &Webhook, back: &str) -> Markup {
             } @else {
                 (view::button(s, &format!("{base}/enable"), "Enable", "secondary", back))
             }
-            (view::button(s, &format!("{base}/ping"), "Send test ping", "secondary", back))
+            (view::button(s, &format!("{base}/ping"), "Test ping", "secondary", back))
         }
     }
 }
