@@ -89,8 +89,7 @@ pub async fn list(
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
     s: Signed,
 ) -> Result<view::Rendered, Failure> {
-    let Query(query) =
-        query.map_err(|_| Failure::BadRequest("The page's address has a malformed filter."))?;
+    let query = super::failure::query(query)?;
     let channel = s.actor.channel.id;
     let hook = d
         .store

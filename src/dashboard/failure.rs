@@ -89,6 +89,14 @@ impl IntoResponse for Failure {
     }
 }
 
+/// A page's query string, read; a malformed one is a bad request.
+pub fn query<T>(
+    read: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, Failure> {
+    read.map(|q| q.0)
+        .map_err(|_| Failure::BadRequest("The page's address has a malformed filter."))
+}
+
 /// Any other path under `/dashboard`.
 pub async fn not_found() -> Failure {
     Failure::NotFound

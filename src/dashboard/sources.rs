@@ -37,13 +37,7 @@ pub async fn list(State(d): State<Dashboard>, s: Signed) -> Result<view::Rendere
             p.muted { "URLs that other services call; herald relays what they send as events." }
         }
         @if sources.is_empty() {
-            div.card.empty {
-                p { "No sources yet." }
-                p.muted {
-                    "Create one with the API's " code { "createSource" } " mutation, in "
-                    a href="/api/graphql" { "GraphiQL" } "."
-                }
-            }
+            (view::none_yet("sources", "createSource"))
         } @else {
             div.card.table-wrap {
                 table {
@@ -85,8 +79,7 @@ pub async fn requests(
     query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
     s: Signed,
 ) -> Result<view::Rendered, Failure> {
-    let Query(query) =
-        query.map_err(|_| Failure::BadRequest("The page's address has a malformed filter."))?;
+    let query = super::failure::query(query)?;
     let outcome = match query.outcome.as_str() {
         "" => None,
         o => Some(Outcome::parse(o).ok_or(Failure::BadRequest(

@@ -106,6 +106,19 @@ pub fn bare(title: &str, body: Markup) -> Html<String> {
     )
 }
 
+/// What an empty list says: there are no `things` yet, and the API's `mutation` makes one.
+pub fn none_yet(things: &str, mutation: &str) -> Markup {
+    html! {
+        div.card.empty {
+            p { "No " (things) " yet." }
+            p.muted {
+                "Create one with the API's " code { (mutation) } " mutation, in "
+                a href="/api/graphql" { "GraphiQL" } "."
+            }
+        }
+    }
+}
+
 /// The message left by the last change.
 pub fn flash(f: &Flash) -> Markup {
     let class = if f.ok { "flash ok" } else { "flash problem" };

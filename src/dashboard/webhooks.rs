@@ -43,13 +43,7 @@ pub async fn list(State(d): State<Dashboard>, s: Signed) -> Result<view::Rendere
             p.muted { "Success rates count the attempts of the last hour and of the last 24 hours." }
         }
         @if hooks.is_empty() {
-            div.card.empty {
-                p { "No webhooks yet." }
-                p.muted {
-                    "Create one with the API's " code { "createWebhook" } " mutation, in "
-                    a href="/api/graphql" { "GraphiQL" } "."
-                }
-            }
+            (view::none_yet("webhooks", "createWebhook"))
         } @else {
             div.card.table-wrap {
                 table.webhooks {

@@ -3,8 +3,8 @@
 //! and, in a real headless Chromium, an admin finding a failed delivery and redelivering it.
 
 use crate::helpers::{
-    collection, eventually, first_is, screenshot, spawn_app, spawn_app_with, token_for, webhook_id,
-    Browser, Reply, TestApp, TestReceiver, DEADLINE, SECRET_A,
+    collection, eventually, first_is, loaded_urls, screenshot, spawn_app, spawn_app_with,
+    token_for, webhook_id, Browser, Reply, TestApp, TestReceiver, DEADLINE, SECRET_A,
 };
 use fantoccini::Locator;
 use herald::domain::content::Role;
@@ -501,15 +501,7 @@ async fn an_admin_redelivers_a_failed_delivery_in_a_browser() {
             assert!(text.contains("the receiver accepted it"), "{text}");
             screenshot(&client, &screenshots.join("dashboard-delivery.png")).await;
             // The page loaded nothing from anywhere but herald.
-            let loaded = client
-                .execute(
-                    "return performance.getEntriesByType('resource').map(e => e.name)",
-                    vec![],
-                )
-                .await
-                .expect("resource timing");
-            for url in loaded.as_array().expect("URLs") {
-                let url = url.as_str().expect("URL");
+            for url in loaded_urls(&client).await {
                 assert!(url.contains("/dashboard/assets/"), "the page loaded {url}");
             }
         })

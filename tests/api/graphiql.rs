@@ -3,7 +3,7 @@
 //! unreachable; it needs `chromium` and `chromedriver` and is skipped without them, unless
 //! `HERALD_REQUIRE_BROWSER=1` (as in CI) makes their absence a failure.
 
-use crate::helpers::{eventually, screenshot, spawn_app, Browser, DEADLINE};
+use crate::helpers::{eventually, loaded_urls, screenshot, spawn_app, Browser, DEADLINE};
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -155,15 +155,7 @@ async fn graphiql_runs_a_query_in_a_browser_cut_off_from_the_internet() {
             run(&client).await;
             wait_for_response(&client, |r| r["data"]["listen"]["kind"] == "READY").await;
 
-            let loaded = client
-                .execute(
-                    "return performance.getEntriesByType('resource').map(e => e.name)",
-                    vec![],
-                )
-                .await
-                .expect("resource timing");
-            for url in loaded.as_array().expect("URLs") {
-                let url = url.as_str().expect("URL");
+            for url in loaded_urls(&client).await {
                 assert!(url.starts_with(&origin), "the page loaded {url}");
             }
         })

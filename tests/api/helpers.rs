@@ -6,7 +6,7 @@ mod browser;
 mod process;
 mod receiver;
 
-pub use browser::{screenshot, Browser};
+pub use browser::{loaded_urls, screenshot, Browser};
 pub use process::{cli_token, fails, herald, herald_on, succeeds, Process};
 pub use receiver::{Received, Reply, TestReceiver};
 

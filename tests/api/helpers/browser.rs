@@ -15,6 +15,23 @@ pub async fn screenshot(client: &Client, path: &Path) {
     let _ = writeln!(std::io::stderr(), "screenshot: {}", path.display());
 }
 
+/// The URLs of every resource the page in `client` loaded (scripts, styles, fetches).
+pub async fn loaded_urls(client: &Client) -> Vec<String> {
+    let loaded = client
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name)",
+            vec![],
+        )
+        .await
+        .expect("resource timing");
+    loaded
+        .as_array()
+        .expect("URLs")
+        .iter()
+        .map(|url| url.as_str().expect("URL").to_owned())
+        .collect()
+}
+
 /// Headless Chromium driven through chromedriver, with every host but loopback unreachable:
 /// names other than 127.0.0.1 do not resolve, and everything but loopback goes through a proxy
 /// on a port where nothing listens.
