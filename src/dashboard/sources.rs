@@ -150,7 +150,9 @@ pub async fn requests(
         }
         div.card.table-wrap {
             @if page.rows.is_empty() {
-                p.empty.muted { "No requests yet." }
+                p.empty.muted {
+                    @if outcome.is_some() { "No request matches this filter." } @else { "No requests yet." }
+                }
             } @else {
                 table {
                     thead { tr { th { "Received" } th { "Outcome" } th.num { "Answer" } th { "Event" } th { "Message" } } }

@@ -521,3 +521,102 @@ async fn an_admin_redelivers_a_failed_delivery_in_a_browser() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_sources_request_log_shows_what_herald_did_with_each_request() {
+    let app = spawn_app().await;
+    let (id, ingest) = crate::sources::source(
+        &app,
+        json!({ "name": "Plex <at> home", "kind": "PLEX", "events": ["media.scrobble"] }),
+    )
+    .await;
+    let refused = app
+        .http()
+        .post(app.url(&ingest))
+        .header("content-type", "application/json")
+        .body("{ not json")
+        .send()
+        .await
+        .expect("ingest");
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let session = Session::of(&app, &app.token).await;
+    let (status, list) = session.page("/dashboard/sources").await;
+    assert_eq!(status, 200);
+    assert!(list.contains("Plex &lt;at&gt; home"), "{list}");
+
+    let n = herald::domain::ids::SourceId::decode(&id)
+        .expect("a source")
+        .get();
+    let (status, log) = session.page(&format!("/dashboard/sources/{n}")).await;
+    assert_eq!(status, 200);
+    assert!(log.contains("badge bad\">REJECTED<"), "{log}");
+    let (_, accepted) = session
+        .page(&format!("/dashboard/sources/{n}?outcome=ACCEPTED"))
+        .await;
+    assert!(!accepted.contains("badge bad\">REJECTED<"), "{accepted}");
+    assert!(
+        accepted.contains("No request matches this filter."),
+        "{accepted}"
+    );
+    let (status, _) = session
+        .page(&format!("/dashboard/sources/{n}?outcome=SOMETIMES"))
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_delivery_log_filters_by_status_and_event_and_pages_newest_first() {
+    let app = spawn_app().await;
+    let rx = TestReceiver::start().await;
+    let hook = app.collection_hook(&rx, 0).await;
+    for n in 0..27 {
+        collection(&app, &format!("c{n}")).await;
+    }
+    let log = app
+        .wait_for_deliveries(&hook, |log| {
+            log.len() == 27 && log.iter().all(|x| x["status"] == "SUCCEEDED")
+        })
+        .await;
+    let session = Session::of(&app, &app.token).await;
+    let csrf = session.csrf().await;
+    let id = webhook_id(&hook).get();
+    assert_eq!(
+        session
+            .post(
+                &format!("/dashboard/webhooks/{id}/ping"),
+                &[("csrf", &csrf)],
+                None
+            )
+            .await,
+        303
+    );
+    let page = format!("/dashboard/webhooks/{id}");
+    let rows = |html: &str| html.matches("href=\"/dashboard/deliveries/").count() / 2;
+
+    let (_, first) = session.page(&page).await;
+    assert_eq!(rows(&first), 25, "a page holds 25");
+    let newest = DeliveryId::decode(log[0]["id"].as_str().expect("id")).expect("id");
+    let older = format!("older_than={}", newest.get() - 23);
+    assert!(
+        first.contains(&older),
+        "an older link from the last row shown: {first}"
+    );
+    assert!(
+        !first.contains("newer_than"),
+        "nothing newer than the first page"
+    );
+    let (_, second) = session.page(&format!("{page}?{older}")).await;
+    assert_eq!(rows(&second), 3);
+    assert!(second.contains("newer_than="), "{second}");
+    assert!(!second.contains("older_than="), "{second}");
+
+    let (_, pings) = session.page(&format!("{page}?event=ping")).await;
+    assert_eq!(rows(&pings), 1);
+    let (_, failed) = session.page(&format!("{page}?status=FAILED")).await;
+    assert!(
+        failed.contains("No delivery matches these filters."),
+        "{failed}"
+    );
+    let (status, _) = session.page(&format!("{page}?status=LOST")).await;
+    assert_eq!(status, 400);
+}
