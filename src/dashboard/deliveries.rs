@@ -1,7 +1,7 @@
 //! One webhook's delivery log (newest first, filtered by status and event, a page at a time),
 //! and one delivery: its body and headers as sent, every attempt, and the redeliver button.
 
-use super::failure::Failure;
+use super::failure::{Failure, Filters};
 use super::paging::Cursor;
 use super::session::{redirect, Checked, Flash, Signed};
 use super::view::{self, Section};
@@ -13,7 +13,7 @@ use crate::domain::ids::{DeliveryId, Typed, WebhookId};
 use crate::domain::time::now_ms;
 use crate::domain::webhook::Webhook;
 use crate::store::DeliveryFilter;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use herald_verify::{format_timestamp, header};
 use maud::{html, Markup};
@@ -86,10 +86,9 @@ fn row_id(raw: &str) -> Result<i64, Failure> {
 pub async fn list(
     State(d): State<Dashboard>,
     Path(id): Path<String>,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    Filters(query): Filters<LogQuery>,
     s: Signed,
 ) -> Result<view::Rendered, Failure> {
-    let query = super::failure::query(query)?;
     let channel = s.actor.channel.id;
     let hook = d
         .store

@@ -89,12 +89,25 @@ impl IntoResponse for Failure {
     }
 }
 
-/// A page's query string, read; a malformed one is a bad request.
-pub fn query<T>(
-    read: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<T, Failure> {
-    read.map(|q| q.0)
-        .map_err(|_| Failure::BadRequest("The page's address has a malformed filter."))
+/// A page's filters, from its query string; a malformed one is a bad request.
+pub struct Filters<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Filters<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Failure> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Filters(q.0))
+            .map_err(|_| Failure::BadRequest("The page's address has a malformed filter."))
+    }
 }
 
 /// Any other path under `/dashboard`.

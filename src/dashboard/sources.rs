@@ -1,7 +1,7 @@
 //! The channel's inbound sources, and each one's request log: what herald did with every
 //! request a service sent it.
 
-use super::failure::Failure;
+use super::failure::{Failure, Filters};
 use super::paging::Cursor;
 use super::session::Signed;
 use super::view::{self, Section};
@@ -10,7 +10,7 @@ use crate::domain::ids::{SourceId, Typed};
 use crate::domain::source::{Outcome, SourceRequest};
 use crate::domain::time::now_ms;
 use crate::store::Page;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use maud::html;
 use serde::Deserialize;
 
@@ -76,10 +76,9 @@ pub struct LogQuery {
 pub async fn requests(
     State(d): State<Dashboard>,
     Path(id): Path<String>,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    Filters(query): Filters<LogQuery>,
     s: Signed,
 ) -> Result<view::Rendered, Failure> {
-    let query = super::failure::query(query)?;
     let outcome = match query.outcome.as_str() {
         "" => None,
         o => Some(Outcome::parse(o).ok_or(Failure::BadRequest(
