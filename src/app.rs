@@ -407,6 +407,7 @@ impl App {
             schema,
             store: self.store.clone(),
             outbox: self.outbox.clone(),
+            secure_cookies: !self.config.dev,
         }
     }
 

@@ -1,5 +1,5 @@
-//! The axum router: `/api/graphql`, sources' `/ingest/<token>`, and health. No business logic,
-//! no SQL. [`server`] serves it.
+//! The axum router: `/api/graphql`, sources' `/ingest/<token>`, the dashboard's pages under
+//! `/dashboard`, and health. No business logic, no SQL. [`server`] serves it.
 
 mod parse_errors;
 pub mod server;
@@ -32,9 +32,18 @@ pub struct HttpState {
     pub schema: HeraldSchema,
     pub store: SharedStore,
     pub outbox: crate::outbox::Outbox,
+    /// Whether the dashboard's cookies are `Secure`: always, except in dev mode.
+    pub secure_cookies: bool,
 }
 
 pub fn router(state: HttpState) -> Router {
+    // The dashboard answers in HTML, its errors too: it is merged in after the API's JSON
+    // errors layer, which therefore does not wrap it.
+    let dashboard = crate::dashboard::Dashboard::new(
+        state.store.clone(),
+        state.outbox.clone(),
+        state.secure_cookies,
+    );
     Router::new()
         .route("/api/graphql", get(graphiql::page).post(graphql))
         .route("/api/graphql/assets/{file}", get(graphiql::asset))
@@ -50,6 +59,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::map_response(json_errors))
         .with_state(state)
+        .merge(crate::dashboard::router(dashboard))
 }
 
 /// The router of a connection past `HERALD_MAX_CONNECTIONS` (see [`server`]): the health

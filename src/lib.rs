@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod graphiql;
 pub mod graphql;

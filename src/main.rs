@@ -524,7 +524,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
             "\nherald: the database was empty, so it now has a channel `default` and an admin.\n\
              The admin's API token is in {} (readable only by this user);\n\
              keep it somewhere safe, then delete the file.\n\
-             Send it to http://{address}/api/graphql as the header `Authorization: Bearer <token>`.\n\
+             Send it to http://{address}/api/graphql as the header `Authorization: Bearer <token>`,\n\
+             or paste it to sign in to the dashboard at http://{address}/dashboard.\n\
              More tokens: {more_tokens}\n",
             path.display()
         );

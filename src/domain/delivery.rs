@@ -112,6 +112,9 @@ pub struct Attempt {
     pub response_body: Option<String>,
 }
 
+/// The `User-Agent` every delivery is sent with.
+pub const USER_AGENT: &str = concat!("Herald Webhooks/", env!("CARGO_PKG_VERSION"));
+
 /// How much of a receiver's answer is read and kept.
 pub const RESPONSE_BODY_CAP: usize = 4096;
 

@@ -93,6 +93,7 @@ impl WebhookObject {
         let filter = DeliveryFilter {
             status: status.map(Into::into),
             nonces,
+            event: None,
         };
         let (store, channel, webhook) = (&services(ctx)?.store, self.0.channel_id, self.0.id);
         let order = order_by.map_or(Order::Descending, |o| o.direction.into());

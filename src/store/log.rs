@@ -27,6 +27,11 @@ pub(super) fn push_delivery_filter<B: Backend>(
         qb.push(" AND d.status = ")
             .push_bind(status.as_str().to_owned());
     }
+    if let Some(event) = &filter.event {
+        qb.push(" AND EXISTS (SELECT 1 FROM events ev WHERE ev.id = d.event_id AND ev.name = ")
+            .push_bind(event.clone())
+            .push(")");
+    }
     if let Some(nonces) = &filter.nonces {
         if nonces.is_empty() {
             qb.push(" AND FALSE");

@@ -38,6 +38,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod activity;
 mod backend;
 mod channels;
 mod comments;
@@ -56,6 +57,7 @@ pub mod postgres;
 mod queue;
 mod rows;
 mod secrets;
+mod sessions;
 mod sources;
 mod sql;
 pub mod sqlite;
@@ -64,6 +66,7 @@ mod types;
 mod user_groups;
 mod webhooks;
 
+pub use activity::{Activity, Tally};
 pub use backend::{Backend, Begin, Commit, Value};
 pub use secrets::{Resealed, SecretKeyRecord};
 pub use sources::Received;
@@ -430,6 +433,31 @@ pub trait Store: Send + Sync + 'static {
     /// Gives the user with this email, in the channel with this subdomain, `role`. Returns the
     /// role the user had; `NotFound` when there is no such user.
     async fn set_user_role(&self, channel: &str, email: &str, role: Role) -> Result<Role>;
+
+    // The dashboard.
+    /// Opens a dashboard session, kept by its id's hash `session_hash`, for the API token
+    /// whose hash is `token_hash`, until `expires_at` (ms); sessions expired at `now` are
+    /// deleted on the way. `NotFound` when the token is unknown or revoked.
+    async fn open_session(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// Whom a dashboard session belongs to, unless it has expired at `now`, was closed, or
+    /// its API token was revoked (or its user deactivated) since it was opened.
+    async fn session(&self, session_hash: &str, now: i64) -> Result<Option<Authenticated>>;
+    /// Ends a dashboard session (an unknown one changes nothing).
+    async fn close_session(&self, session_hash: &str) -> Result<()>;
+    /// The attempts made to each of the channel's webhooks since `since` (ms), and of those
+    /// since `recent_since`; webhooks without an attempt in that time are left out.
+    async fn webhook_activity(
+        &self,
+        channel_id: ChannelId,
+        since: i64,
+        recent_since: i64,
+    ) -> Result<Vec<Activity>>;
 }
 
 /// The database a URL names, by its scheme.

@@ -592,4 +592,34 @@ where
         self.health
             .written(self.set_role(channel, email, role).await)
     }
+
+    async fn open_session(
+        &self,
+        token_hash: &str,
+        session_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.health.written(
+            self.open_session(token_hash, session_hash, now, expires_at)
+                .await,
+        )
+    }
+
+    async fn session(&self, session_hash: &str, now: i64) -> Result<Option<Authenticated>> {
+        self.session(session_hash, now).await
+    }
+
+    async fn close_session(&self, session_hash: &str) -> Result<()> {
+        self.health.written(self.close_session(session_hash).await)
+    }
+
+    async fn webhook_activity(
+        &self,
+        channel_id: ChannelId,
+        since: i64,
+        recent_since: i64,
+    ) -> Result<Vec<super::Activity>> {
+        self.webhook_activity(channel_id, since, recent_since).await
+    }
 }

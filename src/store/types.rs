@@ -220,6 +220,8 @@ pub struct WebhookFilter {
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
     pub nonces: Option<Vec<String>>,
+    /// Only deliveries of events with this name (`collection.created`).
+    pub event: Option<String>,
 }
 
 /// Which of a webhook's deliveries a replay queues again.

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `User-Agent` of every delivery.
-pub const USER_AGENT_VALUE: &str = concat!("Herald Webhooks/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT_VALUE: &str = crate::domain::delivery::USER_AGENT;
 
 /// How long an endpoint may take to answer the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,10 +1,12 @@
 //! Shared test helpers: a real herald on port 0 with a fresh database, a GraphQL client, a
 //! receiver on loopback that records what it gets and answers as told, the `herald` binary as a
-//! child process, and [`eventually`] for what can only be polled.
+//! child process, a headless browser, and [`eventually`] for what can only be polled.
 
+mod browser;
 mod process;
 mod receiver;
 
+pub use browser::{loaded_urls, screenshot, Browser};
 pub use process::{cli_token, fails, herald, herald_on, succeeds, Process};
 pub use receiver::{Received, Reply, TestReceiver};
 

@@ -7,6 +7,7 @@ mod channel_events;
 mod cli;
 mod connections;
 mod content;
+mod dashboard;
 mod delivery_log;
 mod delivery_state;
 mod fuzz;
