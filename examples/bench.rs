@@ -487,7 +487,7 @@ impl Db {
         if self.admin.is_some() {
             let mut c = self.pg().await;
             let sql = deliveries
-                .replace("NONCE", "lpad(to_hex(i), 40, 'f')")
+                .replace("NONCE", "'f' || lpad(to_hex(i), 39, '0')")
                 .replace("SERIES", "generate_series(1, $1::bigint) AS i");
             sqlx::query(&sql)
                 .bind(n)
